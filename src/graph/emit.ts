@@ -1,0 +1,140 @@
+// Emits a symbolic graph as an ONNX model (opset 17): walks the nodes in topological order and applies
+// each op's lowering rule. Symbolic dimensions become dim_params, resolved at run time through Shape.
+import { ShapeError } from "../util/errors.js";
+import { topoSort } from "./autodiff.js";
+import { lowerRules, type LowerRule } from "./lower-rules.js";
+import {
+  OnnxDataType, encodeModel, tensorFromInt64, type OnnxAttr, type OnnxNode, type OnnxTensor, type OnnxValueInfo,
+} from "./onnx-proto.js";
+import type { Op } from "./ops.js";
+import { fmtShape, type DType, type Dim, type Shape, type Tensor } from "./tensor.js";
+
+export const OPSET = 17;
+
+const onnxTypes: Record<DType, OnnxDataType> = { float32: OnnxDataType.FLOAT, int64: OnnxDataType.INT64, bool: OnnxDataType.BOOL };
+
+export class EmitContext {
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxTensor[] = [];
+  private counter = 0;
+  private readonly i64Cache = new Map<string, string>();
+  private readonly shapeCache = new Map<string, string>();
+  /** Where each symbolic dimension can be read at run time: an input name and an axis. */
+  readonly symbols = new Map<string, { input: string; axis: number }>();
+
+  fresh(prefix: string): string {
+    return `${prefix}_${this.counter++}`;
+  }
+
+  onnxType(dtype: DType): OnnxDataType {
+    return onnxTypes[dtype];
+  }
+
+  op(opType: string, inputs: readonly string[], attrs?: Record<string, OnnxAttr>): string {
+    const out = this.fresh(opType);
+    this.nodes.push({ opType, inputs, outputs: [out], name: out, attrs });
+    return out;
+  }
+
+  constI64(values: readonly number[]): string {
+    const key = values.join(",");
+    let name = this.i64Cache.get(key);
+    if (!name) {
+      name = this.fresh("i64");
+      this.initializers.push(tensorFromInt64(name, values, [values.length]));
+      this.i64Cache.set(key, name);
+    }
+    return name;
+  }
+
+  constantOf(node: Tensor<"constant">): string {
+    const name = this.fresh("const");
+    const d = node.attrs.data;
+    const raw = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    this.initializers.push({ name, dataType: onnxTypes[node.dtype], dims: node.shape as number[], raw });
+    return name;
+  }
+
+  staticDim(t: Tensor, axis: number, what: string): number {
+    const d = t.shape[axis];
+    if (typeof d !== "number") throw new ShapeError(`${what}: axis ${axis} of ${fmtShape(t.shape)} must be static`);
+    return d;
+  }
+
+  /** A 1-D int64 value holding `dims`, reading symbolic ones from the inputs that carry them. */
+  shapeOf(dims: readonly Dim[]): string {
+    if (dims.every((d) => typeof d === "number")) return this.constI64(dims as number[]);
+    const key = dims.join(",");
+    const cached = this.shapeCache.get(key);
+    if (cached) return cached;
+    const parts: string[] = [];
+    let run: number[] = [];
+    const flush = () => {
+      if (run.length > 0) parts.push(this.constI64(run));
+      run = [];
+    };
+    for (const d of dims) {
+      if (typeof d === "number") {
+        run.push(d);
+        continue;
+      }
+      flush();
+      const src = this.symbols.get(d);
+      if (!src) throw new ShapeError(`emit: symbolic dimension "${d}" does not occur in any graph input`);
+      parts.push(this.op("Shape", [src.input], { start: { type: "int", value: src.axis }, end: { type: "int", value: src.axis + 1 } }));
+    }
+    flush();
+    const out = this.op("Concat", parts, { axis: { type: "int", value: 0 } });
+    this.shapeCache.set(key, out);
+    return out;
+  }
+}
+
+export interface EmittedModel {
+  bytes: Uint8Array;
+  inputs: { name: string; shape: Shape; dtype: DType }[];
+  outputs: { name: string; shape: Shape; dtype: DType }[];
+  nodeCount: number;
+}
+
+function valueInfo(name: string, t: { shape: Shape; dtype: DType }): OnnxValueInfo {
+  return { name, dataType: onnxTypes[t.dtype], shape: t.shape };
+}
+
+/** Lowers the graph computing `outputs` (named by the keys) to ONNX; `declaredInputs` are kept even if unused. */
+export function emitModel(outputs: Record<string, Tensor>, declaredInputs: readonly Tensor<"input">[] = []): EmittedModel {
+  const ctx = new EmitContext();
+  const order = topoSort(Object.values(outputs));
+  const inputNodes = [...declaredInputs, ...order.filter((n): n is Tensor<"input"> => n.op === "input")];
+  const byName = new Map<string, Tensor<"input">>();
+  for (const n of inputNodes) {
+    const prev = byName.get(n.attrs.name);
+    if (prev && prev !== n) throw new ShapeError(`emit: two different inputs are named "${n.attrs.name}"; input names must be unique`);
+    byName.set(n.attrs.name, n);
+    n.shape.forEach((d, axis) => {
+      if (typeof d === "string" && !ctx.symbols.has(d)) ctx.symbols.set(d, { input: n.attrs.name, axis });
+    });
+  }
+  const names = new Map<number, string>();
+  for (const node of order) {
+    const ins = node.inputs.map((t) => names.get(t.id) as string);
+    const rule = lowerRules[node.op] as LowerRule<Op>;
+    names.set(node.id, rule(ctx, node, ins));
+  }
+  const outInfos = Object.entries(outputs).map(([name, t]) => {
+    ctx.nodes.push({ opType: "Identity", inputs: [names.get(t.id) as string], outputs: [name], name: `out_${name}` });
+    return { name, shape: t.shape, dtype: t.dtype };
+  });
+  const inInfos = [...byName.values()].map((n) => ({ name: n.attrs.name, shape: n.shape, dtype: n.dtype }));
+  const bytes = encodeModel(
+    {
+      name: "imagen_ts",
+      nodes: ctx.nodes,
+      inputs: inInfos.map((i) => valueInfo(i.name, i)),
+      outputs: outInfos.map((o) => valueInfo(o.name, o)),
+      initializers: ctx.initializers,
+    },
+    { opset: OPSET, producer: "imagen-ts" },
+  );
+  return { bytes, inputs: inInfos, outputs: outInfos, nodeCount: ctx.nodes.length };
+}

@@ -1,0 +1,118 @@
+// ONNX lowering, one rule per primitive: each emits ONNX nodes for a graph node and returns the name of
+// the value holding its result. Performance-sensitive choices (conv gradients) are made here.
+import type { Conv2dGeometry, Op } from "./ops.js";
+import { binaryOps, unaryOps } from "./ops.js";
+import type { EmitContext } from "./emit.js";
+import type { Tensor } from "./tensor.js";
+
+export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
+
+const onnxUnary: { [K in (typeof unaryOps)[number]]: string } = {
+  neg: "Neg", exp: "Exp", log: "Log", sqrt: "Sqrt", reciprocal: "Reciprocal", tanh: "Tanh", sigmoid: "Sigmoid",
+  erf: "Erf", sin: "Sin", cos: "Cos", abs: "Abs", relu: "Relu", sign: "Sign",
+};
+const onnxBinary: { [K in (typeof binaryOps)[number]]: string } = {
+  add: "Add", sub: "Sub", mul: "Mul", div: "Div", maximum: "Max", minimum: "Min", less: "Less", greater: "Greater",
+  equal: "Equal",
+};
+
+function convAttrs(g: Conv2dGeometry, kernel: readonly number[]) {
+  return {
+    kernel_shape: ctxInts(kernel),
+    strides: ctxInts(g.stride),
+    pads: ctxInts(g.pad),
+    dilations: ctxInts(g.dilation),
+    group: { type: "int" as const, value: g.groups },
+  };
+}
+
+function ctxInts(v: readonly number[]) {
+  return { type: "ints" as const, value: v };
+}
+
+/** Input gradient of a conv: a plain Conv with flipped, transposed weights when that is legal (faster than ConvTranspose). */
+const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
+  const g = node.attrs;
+  const wt = node.inputs[1];
+  const [kh, kw] = [wt.shape[2] as number, wt.shape[3] as number];
+  const flipPads = [kh - 1 - g.pad[0], kw - 1 - g.pad[1], kh - 1 - g.pad[2], kw - 1 - g.pad[3]];
+  const unit = g.stride[0] === 1 && g.stride[1] === 1 && g.dilation[0] === 1 && g.dilation[1] === 1;
+  if (unit && g.groups === 1 && flipPads.every((p) => p >= 0)) {
+    const wT = ctx.op("Transpose", [w], { perm: ctxInts([1, 0, 2, 3]) });
+    const wF = ctx.op("Slice", [wT, ctx.constI64([-1, -1]), ctx.constI64([-kh - 1, -kw - 1]), ctx.constI64([2, 3]), ctx.constI64([-1, -1])]);
+    return ctx.op("Conv", [dy, wF], { ...convAttrs({ ...g, pad: flipPads as unknown as Conv2dGeometry["pad"] }, [kh, kw]) });
+  }
+  const dyShape = node.inputs[0].shape;
+  const natural = [0, 1].map((a) => g.stride[a] * ((dyShape[2 + a] as number) - 1) + (([kh, kw][a] - 1) * g.dilation[a] + 1) - g.pad[a] - g.pad[a + 2]);
+  const outputPadding = [g.outSize[0] - natural[0], g.outSize[1] - natural[1]];
+  return ctx.op("ConvTranspose", [dy, w], { ...convAttrs(g, [kh, kw]), output_padding: ctxInts(outputPadding) });
+};
+
+/** Weight gradient of a conv as a Conv over batch-swapped tensors, one group at a time. */
+const lowerConvWeightGrad: LowerRule<"convWeightGrad"> = (ctx, node, [x, dy]) => {
+  const g = node.attrs;
+  const [xT, dyT] = [x, dy].map((v) => ctx.op("Transpose", [v], { perm: ctxInts([1, 0, 2, 3]) }));
+  const c = node.inputs[0].shape[1] as number;
+  const o = node.inputs[1].shape[1] as number;
+  const [cg, og] = [c / g.groups, o / g.groups];
+  const parts: string[] = [];
+  for (let k = 0; k < g.groups; k++) {
+    const xs = g.groups === 1 ? xT : ctx.op("Slice", [xT, ctx.constI64([k * cg]), ctx.constI64([(k + 1) * cg]), ctx.constI64([0])]);
+    const ds = g.groups === 1 ? dyT : ctx.op("Slice", [dyT, ctx.constI64([k * og]), ctx.constI64([(k + 1) * og]), ctx.constI64([0])]);
+    // [cg, N, H, W] conv [og, N, Ho, Wo] with stride and dilation exchanged -> [cg, og, kh', kw'] (kh' >= kh)
+    const r = ctx.op("Conv", [xs, ds], {
+      strides: ctxInts(g.dilation), dilations: ctxInts(g.stride), pads: ctxInts(g.pad), group: { type: "int", value: 1 },
+    });
+    const cut = ctx.op("Slice", [r, ctx.constI64([0, 0]), ctx.constI64([g.kernel[0], g.kernel[1]]), ctx.constI64([2, 3])]);
+    parts.push(ctx.op("Transpose", [cut], { perm: ctxInts([1, 0, 2, 3]) }));
+  }
+  return parts.length === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 0 } });
+};
+
+const unaryLower = Object.fromEntries(
+  unaryOps.map((k) => [k, ((ctx, _n, ins) => ctx.op(onnxUnary[k], ins)) as LowerRule<typeof k>]),
+) as { [K in (typeof unaryOps)[number]]: LowerRule<K> };
+const binaryLower = Object.fromEntries(
+  binaryOps.map((k) => [k, ((ctx, _n, ins) => ctx.op(onnxBinary[k], ins)) as LowerRule<typeof k>]),
+) as { [K in (typeof binaryOps)[number]]: LowerRule<K> };
+
+export const lowerRules: { [K in Op]: LowerRule<K> } = {
+  input: (_ctx, node) => node.attrs.name,
+  constant: (ctx, node) => ctx.constantOf(node),
+  ...unaryLower,
+  ...binaryLower,
+  where: (ctx, _n, ins) => ctx.op("Where", ins),
+  cast: (ctx, n, ins) => ctx.op("Cast", ins, { to: { type: "int", value: ctx.onnxType(n.attrs.to) } }),
+  matmul: (ctx, _n, ins) => ctx.op("MatMul", ins),
+  conv: (ctx, n, ins) => ctx.op("Conv", ins, convAttrs(n.attrs, [n.inputs[1].shape[2] as number, n.inputs[1].shape[3] as number])),
+  convTranspose: lowerConvTranspose,
+  convWeightGrad: lowerConvWeightGrad,
+  reduceSum: (ctx, n, [x]) => ctx.op("ReduceSum", [x, ctx.constI64(n.attrs.axes)], { keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
+  reduceMax: (ctx, n, [x]) =>
+    ctx.op("ReduceMax", [x], { axes: ctxInts(n.attrs.axes), keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
+  reshape: (ctx, n, [x]) => ctx.op("Reshape", [x, ctx.shapeOf(n.attrs.shape)]),
+  transpose: (ctx, n, [x]) => ctx.op("Transpose", [x], { perm: ctxInts(n.attrs.perm) }),
+  expand: (ctx, n, [x]) => ctx.op("Expand", [x, ctx.shapeOf(n.attrs.shape)]),
+  slice: (ctx, n, [x]) => ctx.op("Slice", [x, ctx.constI64(n.attrs.starts), ctx.constI64(n.attrs.ends), ctx.constI64(n.attrs.axes)]),
+  flip: (ctx, n, [x]) => {
+    const axes = n.attrs.axes;
+    const ends = axes.map((a) => -(ctx.staticDim(n.inputs[0], a, "flip") + 1));
+    return ctx.op("Slice", [x, ctx.constI64(axes.map(() => -1)), ctx.constI64(ends), ctx.constI64(axes), ctx.constI64(axes.map(() => -1))]);
+  },
+  concat: (ctx, n, ins) => ctx.op("Concat", ins, { axis: { type: "int", value: n.attrs.axis } }),
+  pad: (ctx, n, [x]) => ctx.op("Pad", [x, ctx.constI64(n.attrs.pads)]),
+  gather: (ctx, _n, ins) => ctx.op("Gather", ins, { axis: { type: "int", value: 0 } }),
+  scatterAdd: (ctx, n, [idx, upd]) => {
+    const zeros = ctx.op("ConstantOfShape", [ctx.shapeOf(n.shape)]);
+    const idx1 = ctx.op("Unsqueeze", [idx, ctx.constI64([-1])]);
+    return ctx.op("ScatterND", [zeros, idx1, upd], { reduction: { type: "string", value: "add" } });
+  },
+  softmax: (ctx, n, [x]) => ctx.op("Softmax", [x], { axis: { type: "int", value: n.attrs.axis } }),
+  stopGradient: (ctx, _n, [x]) => ctx.op("Identity", [x]),
+  dimSize: (ctx, n, [x]) => {
+    const shape = ctx.op("Shape", [x]);
+    const picked = ctx.op("Gather", [shape, ctx.constI64(n.attrs.axes)], { axis: { type: "int", value: 0 } });
+    const prod = ctx.op("ReduceProd", [picked], { keepdims: { type: "int", value: 0 } });
+    return ctx.op("Cast", [prod], { to: { type: "int", value: ctx.onnxType("float32") } });
+  },
+};

@@ -1,0 +1,168 @@
+// compile(fn, specs): traces a function of symbolic tensors, emits ONNX, opens (and caches) an ONNX Runtime
+// session and returns a typed async function over host tensors. Sessions are freed with dispose().
+import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
+import * as ort from "onnxruntime-node";
+import { ValueError } from "../util/errors.js";
+import { input } from "../graph/build.js";
+import { emitModel, type EmittedModel } from "../graph/emit.js";
+import { fmtShape, type DType, type Shape, Tensor } from "../graph/tensor.js";
+import { dtypeOfData, type HostTensor } from "./host.js";
+
+export interface InputSpec {
+  shape: Shape;
+  dtype?: DType;
+}
+
+export type ExecutionProvider = "cpu" | "webgpu";
+
+export interface SessionOptions {
+  /** Intra-op threads; default: the machine's cores. */
+  threads?: number;
+  provider?: ExecutionProvider;
+  optimization?: "disabled" | "basic" | "extended" | "all";
+  /** Write the optimised model ORT runs to this path (for profiling and debugging). */
+  optimizedModelPath?: string;
+}
+
+const defaults: Required<Omit<SessionOptions, "optimizedModelPath">> = {
+  threads: availableParallelism(),
+  provider: "cpu",
+  optimization: "all",
+};
+
+type Outputs<R> = R extends Tensor ? HostTensor : { [K in keyof R]: HostTensor };
+export type Feeds<S> = { [K in keyof S]: HostTensor };
+
+interface CacheEntry {
+  session: Promise<ort.InferenceSession>;
+  refs: number;
+}
+const sessionCache = new Map<string, CacheEntry>();
+
+export function providerAvailable(provider: ExecutionProvider): boolean {
+  return ort.listSupportedBackends().some((b) => b.name === provider);
+}
+
+function sessionOptions(o: SessionOptions): ort.InferenceSession.SessionOptions {
+  const opts = { ...defaults, ...o };
+  if (!Number.isInteger(opts.threads) || opts.threads < 1) {
+    throw new ValueError(`session threads: expected an integer >= 1, got ${opts.threads}`);
+  }
+  if (opts.provider !== "cpu" && !providerAvailable(opts.provider)) {
+    const have = ort.listSupportedBackends().map((b) => b.name).join(", ");
+    throw new ValueError(`execution provider "${opts.provider}" is not available here (available: ${have}); use provider "cpu"`);
+  }
+  return {
+    executionProviders: [opts.provider],
+    intraOpNumThreads: opts.threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: opts.optimization,
+    ...(o.optimizedModelPath ? { optimizedModelFilePath: o.optimizedModelPath } : {}),
+  };
+}
+
+async function openSession(bytes: Uint8Array, options: SessionOptions): Promise<{ key: string; session: ort.InferenceSession }> {
+  const key = createHash("sha256").update(bytes).update(JSON.stringify(options)).digest("hex");
+  let entry = sessionCache.get(key);
+  if (!entry) {
+    entry = { session: ort.InferenceSession.create(bytes, sessionOptions(options)), refs: 0 };
+    sessionCache.set(key, entry);
+  }
+  entry.refs++;
+  try {
+    return { key, session: await entry.session };
+  } catch (e) {
+    sessionCache.delete(key);
+    throw e;
+  }
+}
+
+const ortTypes: Record<DType, "float32" | "int64" | "bool"> = { float32: "float32", int64: "int64", bool: "bool" };
+
+/** A compiled graph: call run() with host tensors by input name. */
+export class CompiledGraph<S = Record<string, InputSpec>, R = Record<string, Tensor>> {
+  private disposed = false;
+  constructor(
+    readonly model: EmittedModel,
+    private readonly session: ort.InferenceSession,
+    private readonly cacheKey: string,
+    private readonly single: boolean,
+  ) {}
+
+  async run(feeds: Feeds<S>): Promise<Outputs<R>> {
+    if (this.disposed) throw new ValueError("CompiledGraph.run: this graph was disposed; compile it again");
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    const env = new Map<string, number>();
+    const given = feeds as Record<string, HostTensor>;
+    for (const spec of this.model.inputs) {
+      const t = given[spec.name];
+      if (!t) throw new ValueError(`run: missing input "${spec.name}"; expected inputs ${this.model.inputs.map((i) => i.name).join(", ")}`);
+      checkFeed(spec, t, env);
+      ortFeeds[spec.name] = new ort.Tensor(ortTypes[spec.dtype], t.data, t.shape as number[]);
+    }
+    for (const name of Object.keys(given)) {
+      if (!this.model.inputs.some((i) => i.name === name)) throw new ValueError(`run: unknown input "${name}"`);
+    }
+    const out = await this.session.run(ortFeeds);
+    const result: Record<string, HostTensor> = {};
+    for (const o of this.model.outputs) {
+      const t = out[o.name];
+      result[o.name] = { data: t.data as HostTensor["data"], shape: [...t.dims] };
+    }
+    return (this.single ? result.out : result) as Outputs<R>;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const entry = sessionCache.get(this.cacheKey);
+    if (entry && --entry.refs === 0) {
+      sessionCache.delete(this.cacheKey);
+      void entry.session.then((s) => s.release());
+    }
+  }
+}
+
+function checkFeed(spec: { name: string; shape: Shape; dtype: DType }, t: HostTensor, env: Map<string, number>): void {
+  const dt = dtypeOfData(t.data);
+  const bad = (what: string) => new ValueError(`run: input "${spec.name}" ${what}; expected ${fmtShape(spec.shape)} ${spec.dtype}, got ${fmtShape(t.shape)} ${dt}`);
+  if (dt !== spec.dtype) throw bad("has the wrong dtype");
+  if (t.shape.length !== spec.shape.length) throw bad("has the wrong rank");
+  spec.shape.forEach((d, i) => {
+    const got = t.shape[i];
+    if (typeof d === "number") {
+      if (d !== got) throw bad(`has size ${got} on axis ${i}`);
+    } else {
+      const prev = env.get(d);
+      if (prev !== undefined && prev !== got) throw bad(`gives "${d}" = ${got}, but another input gave ${prev}`);
+      env.set(d, got);
+    }
+  });
+  if (t.shape.reduce((p, d) => p * d, 1) !== t.data.length) throw bad(`holds ${t.data.length} values`);
+}
+
+/** Compiles an already-built graph: `outputs` by name, `inputs` the input nodes (in feed order). */
+export async function compileGraph<S, R>(
+  outputs: Record<string, Tensor>, inputs: readonly Tensor<"input">[], options: SessionOptions = {}, single = false,
+): Promise<CompiledGraph<S, R>> {
+  const model = emitModel(outputs, inputs);
+  const { key, session } = await openSession(model.bytes, options);
+  return new CompiledGraph<S, R>(model, session, key, single);
+}
+
+/**
+ * Traces `fn` over symbolic inputs shaped by `specs` (a dimension may be a symbol such as "B"), and
+ * compiles it. `fn` returns one tensor (run() then returns one host tensor) or a record of them.
+ */
+export async function compile<S extends Record<string, InputSpec>, R extends Tensor | Record<string, Tensor>>(
+  fn: (inputs: { [K in keyof S]: Tensor }) => R, specs: S, options: SessionOptions = {},
+): Promise<CompiledGraph<S, R>> {
+  const inputs = Object.entries(specs).map(([name, s]) => input(name, s.shape, s.dtype ?? "float32"));
+  const symbolic = Object.fromEntries(inputs.map((t) => [t.attrs.name, t])) as { [K in keyof S]: Tensor };
+  const result = fn(symbolic);
+  const single = result instanceof Tensor;
+  const outputs = single ? { out: result } : (result as Record<string, Tensor>);
+  return compileGraph<S, R>(outputs, inputs, options, single);
+}
