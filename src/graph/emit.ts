@@ -7,7 +7,7 @@ import {
   OnnxDataType, encodeModel, tensorFromInt64, type OnnxAttr, type OnnxNode, type OnnxTensor, type OnnxValueInfo,
 } from "./onnx-proto.js";
 import type { Op } from "./ops.js";
-import { fmtShape, type DType, type Dim, type Shape, type Tensor } from "./tensor.js";
+import { fmtShape, parseDim, type DType, type Dim, type Shape, type Tensor } from "./tensor.js";
 
 export const OPSET = 17;
 
@@ -61,6 +61,19 @@ export class EmitContext {
     return d;
   }
 
+  /** A 1-element int64 value holding a symbolic dimension such as "B" or "B*12", read from the inputs. */
+  private symbolicDim(d: string): string {
+    const { coeff, atoms } = parseDim(d);
+    let out = "";
+    for (const atom of atoms) {
+      const src = this.symbols.get(atom);
+      if (!src) throw new ShapeError(`emit: symbolic dimension "${atom}" does not occur in any graph input`);
+      const v = this.op("Shape", [src.input], { start: { type: "int", value: src.axis }, end: { type: "int", value: src.axis + 1 } });
+      out = out ? this.op("Mul", [out, v]) : v;
+    }
+    return coeff === 1 ? out : this.op("Mul", [out, this.constI64([coeff])]);
+  }
+
   /** A 1-D int64 value holding `dims`, reading symbolic ones from the inputs that carry them. */
   shapeOf(dims: readonly Dim[]): string {
     if (dims.every((d) => typeof d === "number")) return this.constI64(dims as number[]);
@@ -79,9 +92,7 @@ export class EmitContext {
         continue;
       }
       flush();
-      const src = this.symbols.get(d);
-      if (!src) throw new ShapeError(`emit: symbolic dimension "${d}" does not occur in any graph input`);
-      parts.push(this.op("Shape", [src.input], { start: { type: "int", value: src.axis }, end: { type: "int", value: src.axis + 1 } }));
+      parts.push(this.symbolicDim(d));
     }
     flush();
     const out = this.op("Concat", parts, { axis: { type: "int", value: 0 } });

@@ -79,7 +79,11 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
   cast: (n, g) => [n.inputs[0].dtype === "float32" && n.dtype === "float32" ? g : null],
   matmul: (n, g) => {
     const [a, b] = n.inputs;
-    return [unbroadcast(matmul(g, mT(b)), a.shape), unbroadcast(matmul(mT(a), g), b.shape)];
+    // A shared 2-D weight: flatten the batch into rows so its gradient is one GEMM, not a batched sum.
+    const gb = b.rank === 2 && a.rank > 2
+      ? matmul(mT(reshape(a, [-1, a.shape[a.rank - 1]])), reshape(g, [-1, g.shape[g.rank - 1]]))
+      : unbroadcast(matmul(mT(a), g), b.shape);
+    return [unbroadcast(matmul(g, mT(b)), a.shape), gb];
   },
   conv: (n, g) => {
     const [x, w, bias] = n.inputs;

@@ -4,7 +4,7 @@ import { ShapeError } from "../util/errors.js";
 import { lift, make } from "./build.js";
 import type { Conv2dGeometry } from "./ops.js";
 import { normAxis } from "./shape-rules.js";
-import { type DType, type Dim, type Shape, Tensor, fmtShape } from "./tensor.js";
+import { type DType, type Dim, type Shape, Tensor, divideDim, fmtShape, productDim } from "./tensor.js";
 
 type T = Tensor | number;
 
@@ -74,10 +74,10 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   const dims: Dim[] = shape.map((d, i) => (d === 0 ? x.shape[i] : d));
   const infer = dims.indexOf(-1);
   if (infer >= 0) {
-    const known = dims.reduce<number>((p, d) => p * (typeof d === "number" && d !== -1 ? d : 1), 1);
-    const total = x.shape.reduce<number>((p, d) => p * (typeof d === "number" ? d : 1), 1);
-    if (total % known !== 0) throw new ShapeError(`reshape: cannot infer -1 in ${fmtShape(shape)} from ${fmtShape(x.shape)}`);
-    dims[infer] = total / known;
+    const known = productDim(dims.filter((_, i) => i !== infer));
+    const rest = divideDim(productDim(x.shape), known);
+    if (rest === null) throw new ShapeError(`reshape: cannot infer -1 in ${fmtShape(shape)} from ${fmtShape(x.shape)}`);
+    dims[infer] = rest;
   }
   if (dims.length === x.rank && dims.every((d, i) => d === x.shape[i])) return x;
   return make("reshape", [x], { shape: dims });

@@ -3,7 +3,7 @@
 import { ShapeError } from "../util/errors.js";
 import type { Conv2dGeometry, Op, OpAttrs } from "./ops.js";
 import { binaryOps, comparisonOps, unaryOps } from "./ops.js";
-import { currentScope, fmtShape, type DType, type Dim, type Shape, type Tensor } from "./tensor.js";
+import { currentScope, fmtShape, productDim, type DType, type Dim, type Shape, type Tensor } from "./tensor.js";
 
 export type ShapeRule<K extends Op> = (inputs: readonly Tensor[], attrs: OpAttrs[K]) => { shape: Shape; dtype: DType };
 
@@ -35,10 +35,6 @@ export function normAxis(axis: number, rank: number, op: string, inputs: readonl
   const a = axis < 0 ? axis + rank : axis;
   check(Number.isInteger(a) && a >= 0 && a < rank, op, inputs, () => `axis ${axis} out of range for rank ${rank}`);
   return a;
-}
-
-function sameMultiset(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && [...a].sort().join("\u0000") === [...b].sort().join("\u0000");
 }
 
 function floatOnly(op: string, inputs: readonly Tensor[]): void {
@@ -162,11 +158,9 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
   reduceMax: reduceRule("reduceMax"),
   reshape: (inputs, attrs) => {
     const x = inputs[0];
-    const from = x.shape.filter((d): d is string => typeof d === "string");
-    const to = attrs.shape.filter((d): d is string => typeof d === "string");
-    const n = (s: Shape) => s.reduce<number>((p, d) => p * (typeof d === "number" ? d : 1), 1);
-    check(sameMultiset(from, to) && n(x.shape) === n(attrs.shape) && attrs.shape.every((d) => typeof d === "string" || (Number.isInteger(d) && d >= 0)),
-      "reshape", inputs, () => `cannot reshape to ${fmtShape(attrs.shape)}`);
+    const ok = productDim(x.shape) === productDim(attrs.shape)
+      && attrs.shape.every((d) => typeof d === "string" || (Number.isInteger(d) && d >= 0));
+    check(ok, "reshape", inputs, () => `cannot reshape to ${fmtShape(attrs.shape)}`);
     return { shape: attrs.shape, dtype: x.dtype };
   },
   transpose: (inputs, attrs) => {

@@ -70,3 +70,46 @@ export function staticSize(shape: Shape): number | null {
 export function isStatic(shape: Shape): shape is readonly number[] {
   return shape.every((d) => typeof d === "number");
 }
+
+/** A dimension as a numeric factor times a sorted list of symbols ("B*12" -> 12 x [B]). */
+export function parseDim(d: Dim): { coeff: number; atoms: string[] } {
+  if (typeof d === "number") return { coeff: d, atoms: [] };
+  let coeff = 1;
+  const atoms: string[] = [];
+  for (const part of d.split("*")) {
+    if (/^\d+$/.test(part)) coeff *= Number(part);
+    else atoms.push(part);
+  }
+  return { coeff, atoms: atoms.sort() };
+}
+
+function formatDim(coeff: number, atoms: readonly string[]): Dim {
+  if (atoms.length === 0) return coeff;
+  return coeff === 1 ? atoms.join("*") : [...atoms, String(coeff)].join("*");
+}
+
+/** The product of dimensions, symbolic when any of them is ("B" x 12 -> "B*12"). */
+export function productDim(dims: readonly Dim[]): Dim {
+  let coeff = 1;
+  const atoms: string[] = [];
+  for (const d of dims) {
+    const p = parseDim(d);
+    coeff *= p.coeff;
+    atoms.push(...p.atoms);
+  }
+  return formatDim(coeff, atoms.sort());
+}
+
+/** total / divisor for canonical dims, or null when it does not divide exactly. */
+export function divideDim(total: Dim, divisor: Dim): Dim | null {
+  const t = parseDim(total);
+  const d = parseDim(divisor);
+  if (d.coeff === 0 || t.coeff % d.coeff !== 0) return null;
+  const atoms = [...t.atoms];
+  for (const a of d.atoms) {
+    const i = atoms.indexOf(a);
+    if (i < 0) return null;
+    atoms.splice(i, 1);
+  }
+  return formatDim(t.coeff / d.coeff, atoms);
+}
