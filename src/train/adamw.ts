@@ -1,0 +1,71 @@
+// AdamW (Loshchilov & Hutter) as a graph piece: bias-corrected moments, decoupled weight decay, the
+// same arithmetic as torch.optim.AdamW. Plus gradient clipping by global norm and an EMA of weights.
+import { ValueError } from "../util/errors.js";
+import { add, div, exp, minimum, mul, sqrt, square, sub, sum } from "../graph/ops-basic.js";
+import type { Tensor } from "../graph/tensor.js";
+
+export interface AdamWConfig {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Clip gradients to this global L2 norm (torch.nn.utils.clip_grad_norm_); off when undefined. */
+  clipNorm?: number;
+  /** Keep an exponential moving average of the weights with this decay; off when undefined. */
+  emaDecay?: number;
+}
+
+export const adamwDefaults = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 } as const;
+
+export function checkAdamW(c: AdamWConfig): Required<Omit<AdamWConfig, "clipNorm" | "emaDecay">> & AdamWConfig {
+  const cfg = { ...adamwDefaults, ...c };
+  const bad = (what: string, v: number, range: string) => new ValueError(`AdamW ${what}: expected ${range}, got ${v}`);
+  if (!(cfg.lr >= 0 && Number.isFinite(cfg.lr))) throw bad("lr", cfg.lr, "a finite number >= 0");
+  if (!(cfg.beta1 >= 0 && cfg.beta1 < 1)) throw bad("beta1", cfg.beta1, "0 <= beta1 < 1");
+  if (!(cfg.beta2 >= 0 && cfg.beta2 < 1)) throw bad("beta2", cfg.beta2, "0 <= beta2 < 1");
+  if (!(cfg.eps > 0)) throw bad("eps", cfg.eps, "> 0");
+  if (!(cfg.weightDecay >= 0)) throw bad("weightDecay", cfg.weightDecay, ">= 0");
+  if (cfg.clipNorm !== undefined && !(cfg.clipNorm > 0)) throw bad("clipNorm", cfg.clipNorm, "> 0");
+  if (cfg.emaDecay !== undefined && !(cfg.emaDecay >= 0 && cfg.emaDecay < 1)) throw bad("emaDecay", cfg.emaDecay, "0 <= emaDecay < 1");
+  return cfg;
+}
+
+/** Global L2 norm of a list of gradients, as a scalar tensor. */
+export function globalNorm(grads: readonly Tensor[]): Tensor {
+  let total: Tensor | null = null;
+  for (const g of grads) {
+    const s = sum(square(g));
+    total = total ? add(total, s) : s;
+  }
+  return sqrt(total ?? sum(square(grads[0])));
+}
+
+/** Scales gradients so their global norm is at most maxNorm (coefficient min(1, maxNorm / (norm + 1e-6))). */
+export function clipByGlobalNorm(grads: readonly Tensor[], norm: Tensor, maxNorm: number): Tensor[] {
+  const coef = minimum(div(maxNorm, add(norm, 1e-6)), 1);
+  return grads.map((g) => mul(g, coef));
+}
+
+export interface AdamWScalars {
+  lr: Tensor; // scalar learning rate for this step
+  step: Tensor; // scalar step number t >= 1
+}
+
+/** One AdamW update of parameter p with gradient g and moments m, v. */
+export function adamwUpdate(
+  p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: AdamWScalars, cfg: ReturnType<typeof checkAdamW>, decay: boolean,
+): { p: Tensor; m: Tensor; v: Tensor } {
+  const m1 = add(mul(m, cfg.beta1), mul(g, 1 - cfg.beta1));
+  const v1 = add(mul(v, cfg.beta2), mul(square(g), 1 - cfg.beta2));
+  const bc1 = sub(1, exp(mul(s.step, Math.log(cfg.beta1 || 1e-30))));
+  const bc2 = sub(1, exp(mul(s.step, Math.log(cfg.beta2 || 1e-30))));
+  const denom = add(div(sqrt(v1), sqrt(bc2)), cfg.eps);
+  const stepSize = div(s.lr, bc1);
+  const decayed = decay && cfg.weightDecay > 0 ? mul(p, sub(1, mul(s.lr, cfg.weightDecay))) : p;
+  return { p: sub(decayed, mul(stepSize, div(m1, denom))), m: m1, v: v1 };
+}
+
+export function emaUpdate(ema: Tensor, p: Tensor, decay: number): Tensor {
+  return add(mul(ema, decay), mul(p, 1 - decay));
+}
