@@ -1,0 +1,40 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { compile, providerAvailable } from "./session.js";
+import * as g from "../graph/ops-basic.js";
+import { ValueError } from "../util/errors.js";
+
+const f32 = (v: number[]) => Float32Array.from(v);
+
+test("compile runs one graph for any batch size through a symbolic dimension", async () => {
+  const f = await compile(({ x, w }) => g.sum(g.matmul(x, w), -1), { x: { shape: ["B", 2] }, w: { shape: [2, 3] } });
+  const w = { data: f32([1, 2, 3, 4, 5, 6]), shape: [2, 3] };
+  const r1 = await f.run({ x: { data: f32([1, 1]), shape: [1, 2] }, w });
+  assert.deepEqual([...r1.data], [21]);
+  const r3 = await f.run({ x: { data: f32([1, 0, 0, 1, 2, 2]), shape: [3, 2] }, w });
+  assert.deepEqual([...r3.data], [6, 15, 42]);
+  f.dispose();
+  await assert.rejects(() => f.run({ x: { data: f32([1, 1]), shape: [1, 2] }, w }), /disposed/);
+});
+
+test("bad feeds get clear errors naming the input and both shapes", async () => {
+  const f = await compile(({ x, y }) => g.add(x, y), { x: { shape: ["B", 2] }, y: { shape: ["B", 2] } });
+  const two = { data: f32([1, 2]), shape: [1, 2] };
+  await assert.rejects(() => f.run({ x: two } as never), (e: Error) => e instanceof ValueError && /missing input "y"/.test(e.message));
+  await assert.rejects(() => f.run({ x: { data: f32([1, 2, 3]), shape: [1, 3] }, y: two }), /input "x" has size 3 on axis 1; expected \[B, 2\]/);
+  await assert.rejects(() => f.run({ x: two, y: { data: f32([1, 2, 3, 4]), shape: [2, 2] } }), /"B" = 2, but another input gave 1/);
+  await assert.rejects(() => f.run({ x: two, y: { data: new BigInt64Array(2), shape: [1, 2] } }), /wrong dtype/);
+  await assert.rejects(() => f.run({ x: two, y: two, z: two } as never), /unknown input "z"/);
+  f.dispose();
+});
+
+test("identical graphs share one cached session; bad options are refused", async () => {
+  const build = () => compile(({ x }) => g.exp(x), { x: { shape: [2] } });
+  const [a, b] = [await build(), await build()];
+  assert.deepEqual([...(await b.run({ x: { data: f32([0, 1]), shape: [2] } })).data].map((v) => +v.toFixed(5)), [1, 2.71828]);
+  a.dispose();
+  assert.equal((await b.run({ x: { data: f32([0, 0]), shape: [2] } })).data[0], 1, "disposing one user keeps the shared session alive");
+  b.dispose();
+  await assert.rejects(() => compile(({ x }) => x, { x: { shape: [1] } }, { threads: 0 }), /threads: expected an integer >= 1/);
+  assert.equal(providerAvailable("cpu"), true);
+});
