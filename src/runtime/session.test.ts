@@ -31,7 +31,7 @@ test("bad feeds get clear errors naming the input and both shapes", async () => 
 test("identical graphs share one cached session; bad options are refused", async () => {
   const build = () => compile(({ x }) => g.exp(x), { x: { shape: [2] } });
   const [a, b] = [await build(), await build()];
-  assert.deepEqual([...(await b.run({ x: { data: f32([0, 1]), shape: [2] } })).data].map((v) => +v.toFixed(5)), [1, 2.71828]);
+  assert.deepEqual([...(await b.run({ x: { data: f32([0, 1]), shape: [2] } })).data].map((v) => +Number(v).toFixed(5)), [1, 2.71828]);
   a.dispose();
   assert.equal((await b.run({ x: { data: f32([0, 0]), shape: [2] } })).data[0], 1, "disposing one user keeps the shared session alive");
   b.dispose();
