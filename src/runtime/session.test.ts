@@ -38,3 +38,15 @@ test("identical graphs share one cached session; bad options are refused", async
   await assert.rejects(() => compile(({ x }) => x, { x: { shape: [1] } }, { threads: 0 }), /threads: expected an integer >= 1/);
   assert.equal(providerAvailable("cpu"), true);
 });
+
+test("an execution provider that cannot start gives an error that names it and the fix", async (t) => {
+  if (!providerAvailable("webgpu")) return t.skip("this onnxruntime-node build has no WebGPU provider");
+  try {
+    const f = await compile(({ x }) => g.exp(x), { x: { shape: [2] } }, { provider: "webgpu" });
+    const r = await f.run({ x: { data: f32([0, 1]), shape: [2] } });
+    assert.ok(Math.abs(Number(r.data[1]) - Math.E) < 1e-5, "WebGPU computes the same values");
+    f.dispose();
+  } catch (e) {
+    assert.ok(e instanceof ValueError && /execution provider "webgpu" could not start/.test(e.message) && /use provider "cpu"/.test(e.message), String(e));
+  }
+});

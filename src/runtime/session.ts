@@ -75,6 +75,11 @@ async function openSession(bytes: Uint8Array, options: SessionOptions): Promise<
     return { key, session: await entry.session };
   } catch (e) {
     sessionCache.delete(key);
+    const provider = options.provider ?? defaults.provider;
+    if (provider !== "cpu") {
+      const reason = String(e instanceof Error ? e.message : e).split("\n")[0].slice(0, 300);
+      throw new ValueError(`execution provider "${provider}" could not start (${reason}); use provider "cpu", or check the GPU driver (WebGPU needs Vulkan here)`);
+    }
     throw e;
   }
 }
