@@ -1,0 +1,77 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Rng } from "../util/rng.js";
+import { input } from "../graph/build.js";
+import { grad } from "../graph/autodiff.js";
+import { mul, sum } from "../graph/ops-basic.js";
+import { evaluate, nd, type NDArray } from "../graph/interpret.js";
+import { compileGraph } from "../runtime/session.js";
+import type { HostTensor } from "../runtime/host.js";
+import { bindParameters } from "../nn/module.js";
+import { UNet, type UNetConfig } from "./unet.js";
+import { presetByName } from "./presets.js";
+
+const tinyBase: UNetConfig = {
+  imageSize: 8, inChannels: 3, outChannels: 3, channels: 8, channelMults: [1, 2], numResBlocks: [1, 1], attnLevels: [1],
+  headDim: 8, textDim: 6, textAttention: "concat", selfAttention: true, textPooling: "both", efficient: false, lowResCond: false, dropout: 0,
+};
+const tinySr: UNetConfig = { ...tinyBase, efficient: true, lowResCond: true, numResBlocks: [1, 2], textPooling: "attention", textAttention: "cross" };
+
+/** Gradient of a scalar through the whole U-Net: float64 reference vs finite differences on sampled weights, and ORT vs reference. */
+async function gradCheck(cfg: UNetConfig) {
+  const rng = new Rng(1);
+  const model = new UNet(cfg, rng.split("init"));
+  const B = 2, S = cfg.imageSize, L = 3;
+  const feeds: Record<string, NDArray> = {
+    x: nd([B, 3, S, S], rng.normal(B * 3 * S * S)), t: nd([B], [0.3, 0.8]), text: nd([B, L, cfg.textDim], rng.normal(B * L * cfg.textDim)),
+    mask: nd([B, L], [1, 1, 0, 1, 0, 0]), r: nd([B, 3, S, S], rng.normal(B * 3 * S * S)),
+  };
+  if (cfg.lowResCond) {
+    feeds.lowRes = nd([B, 3, S, S], rng.normal(B * 3 * S * S));
+    feeds.augLevel = nd([B], [0.1, 0.5]);
+  }
+  const ins = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, input(k, v.shape)]));
+  const bound = bindParameters(model, "input");
+  const params = [...model.namedParameters()];
+  for (const [name, p] of params) feeds[name] = nd([...p.shape], p.data);
+  const out = model.call({ x: ins.x, t: ins.t, text: ins.text, mask: ins.mask, lowRes: ins.lowRes, augLevel: ins.augLevel });
+  const loss = sum(mul(out, ins.r));
+  const picked = params.filter((_, i) => i % 3 === 0);
+  const grads = grad(loss, [ins.x, ...picked.map(([, p]) => p.t)]);
+  const allInputs = [...Object.values(ins), ...bound.inputs];
+  bound.release();
+  const refGrads = evaluate(grads, feeds);
+  // finite differences on a few elements of each picked tensor and of x
+  const targets: [string, number][] = [["x", 0], ["x", 77], ...picked.map(([n], i) => [n, (i * 7) % feeds[n].data.length] as [string, number])];
+  for (const [name, idx] of targets) {
+    const arr = feeds[name].data;
+    const h = 1e-6, orig = arr[idx];
+    arr[idx] = orig + h; const lp = evaluate([loss], feeds)[0].data[0];
+    arr[idx] = orig - h; const lm = evaluate([loss], feeds)[0].data[0];
+    arr[idx] = orig;
+    const fd = (lp - lm) / (2 * h);
+    const gi = name === "x" ? 0 : 1 + picked.findIndex(([n]) => n === name);
+    const an = refGrads[gi].data[idx];
+    assert.ok(Math.abs(fd - an) <= 1e-5 * Math.max(1, Math.abs(fd)), `${name}[${idx}]: analytic ${an} vs finite difference ${fd}`);
+  }
+  const compiled = await compileGraph({ ...Object.fromEntries(grads.map((g, i) => [`g${i}`, g])) }, allInputs);
+  const host: Record<string, HostTensor> = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, { data: Float32Array.from(v.data), shape: v.shape }]));
+  const got = (await compiled.run(host as never)) as Record<string, HostTensor>;
+  compiled.dispose();
+  refGrads.forEach((r, i) => {
+    let scale = 1e-3, err = 0;
+    r.data.forEach((v, k) => { scale = Math.max(scale, Math.abs(v)); err = Math.max(err, Math.abs(v - Number(got[`g${i}`].data[k]))); });
+    // float32 through a whole U-Net vs float64: a few 1e-4 typical
+    assert.ok(err / scale < 5e-3, `ORT gradient ${i} off by ${(err / scale).toExponential(2)}`);
+  });
+}
+
+test("base U-Net: gradients agree with finite differences and ORT", () => gradCheck(tinyBase));
+test("Efficient SR U-Net (cross-attention text): gradients agree with finite differences and ORT", () => gradCheck(tinySr));
+
+test("U-Net configs are validated with the field and the valid range", () => {
+  assert.throws(() => new UNet({ ...tinyBase, numResBlocks: [1] }, new Rng(0)), /numResBlocks: expected 2 integers >= 1/);
+  assert.throws(() => new UNet({ ...tinyBase, imageSize: 9 }, new Rng(0)), /imageSize: expected a multiple of 2/);
+  assert.throws(() => new UNet({ ...tinyBase, attnLevels: [2] }, new Rng(0)), /attnLevels: expected levels in 0..1/);
+  assert.throws(() => presetByName("huge"), /unknown "huge"; choose one of/);
+});

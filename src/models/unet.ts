@@ -1,0 +1,183 @@
+// The Imagen U-Net (App. F) and Efficient U-Net (App. B.1) in one configurable module: base models take
+// the noisy image; super-resolution models also take the upsampled, noise-augmented low-res image and
+// its augmentation level. Text enters through pooled conditioning and attention over the token sequence.
+import { ValueError } from "../util/errors.js";
+import type { Rng } from "../util/rng.js";
+import { silu } from "../graph/composite.js";
+import { add, concat, mul } from "../graph/ops-basic.js";
+import type { Tensor } from "../graph/tensor.js";
+import { Conv2d, GroupNorm, LayerNorm } from "../nn/layers.js";
+import { Module } from "../nn/module.js";
+import { AttnBlock, Downsample, groupsFor, ResBlock, Upsample, type TextAttention } from "./blocks.js";
+import { TextPool, TimeEmbedding, type TextPooling } from "./embeddings.js";
+
+export interface UNetConfig {
+  imageSize: number;
+  inChannels: number;
+  outChannels: number;
+  /** Base width; level l has channels * channelMults[l]. */
+  channels: number;
+  channelMults: number[];
+  /** ResNet blocks per level (Efficient U-Net puts more at low resolution). */
+  numResBlocks: number[];
+  /** Levels (0 = full resolution) that get attention blocks. */
+  attnLevels: number[];
+  headDim: number;
+  textDim: number;
+  textAttention: TextAttention;
+  selfAttention: boolean;
+  textPooling: TextPooling;
+  /** Efficient U-Net layout: downsample first, upsample last, one skip per level scaled by 1/sqrt(2). */
+  efficient: boolean;
+  /** Super-resolution: condition on the low-res image and its augmentation level. */
+  lowResCond: boolean;
+  dropout: number;
+}
+
+export interface UNetInputs {
+  x: Tensor; // [B, C, S, S] noisy image
+  t: Tensor; // [B] diffusion time in [0, 1]
+  text: Tensor; // [B, L, Dt] text-encoder output
+  mask: Tensor; // [B, L] 1 for tokens, 0 for padding (all 0 for a dropped caption)
+  lowRes?: Tensor; // [B, C, S, S] upsampled, noise-augmented low-res image (SR only)
+  augLevel?: Tensor; // [B] augmentation level in [0, 1] (SR only)
+}
+
+export function checkUNetConfig(c: UNetConfig): void {
+  const levels = c.channelMults.length;
+  const bad = (what: string, got: unknown, want: string) => new ValueError(`UNet ${what}: expected ${want}, got ${JSON.stringify(got)}`);
+  if (levels < 1) throw bad("channelMults", c.channelMults, "at least one level");
+  if (c.numResBlocks.length !== levels || c.numResBlocks.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw bad("numResBlocks", c.numResBlocks, `${levels} integers >= 1 (one per level)`);
+  }
+  if (c.imageSize % 2 ** (levels - 1) !== 0) throw bad("imageSize", c.imageSize, `a multiple of ${2 ** (levels - 1)} for ${levels} levels`);
+  if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
+  for (const m of c.channelMults) {
+    const ch = c.channels * m;
+    if (ch % c.headDim !== 0 && ch > c.headDim) throw bad("headDim", c.headDim, `a divisor of every attention width (${ch})`);
+  }
+}
+
+const heads = (ch: number, headDim: number) => Math.max(1, Math.floor(ch / headDim));
+
+interface Level {
+  down: Downsample | null;
+  res: ResBlock[];
+  attn: (AttnBlock | null)[];
+  downAfter: Downsample | null;
+}
+
+interface UpLevel {
+  res: ResBlock[];
+  attn: (AttnBlock | null)[];
+  up: Upsample | null;
+}
+
+export class UNet extends Module {
+  readonly timeEmb: TimeEmbedding; readonly augEmb: TimeEmbedding | null; readonly textNorm: LayerNorm; readonly textPool: TextPool;
+  readonly convIn: Conv2d; readonly normOut: GroupNorm; readonly convOut: Conv2d;
+  readonly levels: Level[] = []; readonly upLevels: UpLevel[] = [];
+  readonly mid: { res1: ResBlock; attn: AttnBlock | null; res2: ResBlock };
+  readonly skipScale: number;
+
+  constructor(readonly config: UNetConfig, rng: Rng) {
+    super();
+    checkUNetConfig(config);
+    const c = config;
+    const ch = c.channelMults.map((m) => m * c.channels);
+    const cond = 4 * c.channels;
+    this.skipScale = c.efficient ? Math.SQRT1_2 : 1;
+    this.timeEmb = this.addModule("time_emb", new TimeEmbedding(c.channels, cond, rng));
+    this.augEmb = c.lowResCond ? this.addModule("aug_emb", new TimeEmbedding(c.channels, cond, rng)) : null;
+    this.textNorm = this.addModule("text_norm", new LayerNorm(c.textDim));
+    this.textPool = this.addModule("text_pool", new TextPool(c.textDim, cond, c.textPooling, rng));
+    this.convIn = this.addModule("conv_in", new Conv2d(c.inChannels * (c.lowResCond ? 2 : 1), c.channels, 3, rng, { padding: 1 }));
+    const attnAt = (l: number, width: number, name: string) => c.attnLevels.includes(l)
+      ? this.addModule(name, new AttnBlock(width, rng, { heads: heads(width, c.headDim), textDim: c.textDim, text: c.textAttention, selfAttention: c.selfAttention }))
+      : null;
+
+    const skips: number[] = [c.channels];
+    let cur = c.channels;
+    for (let l = 0; l < ch.length; l++) {
+      const p = `down.${l}`;
+      const level: Level = { down: null, res: [], attn: [], downAfter: null };
+      if (c.efficient && l > 0) level.down = this.addModule(`${p}.downsample`, new Downsample(cur, ch[l], rng));
+      if (c.efficient && l > 0) cur = ch[l];
+      for (let j = 0; j < c.numResBlocks[l]; j++) {
+        level.res.push(this.addModule(`${p}.res.${j}`, new ResBlock(cur, ch[l], cond, rng, c.dropout)));
+        cur = ch[l];
+        level.attn.push(attnAt(l, cur, `${p}.attn.${j}`));
+        if (!c.efficient) skips.push(cur);
+      }
+      if (c.efficient) skips.push(cur);
+      if (!c.efficient && l < ch.length - 1) {
+        level.downAfter = this.addModule(`${p}.downsample`, new Downsample(cur, cur, rng));
+        skips.push(cur);
+      }
+      this.levels.push(level);
+    }
+    const midAttn = c.selfAttention || c.textAttention !== "none";
+    this.mid = {
+      res1: this.addModule("mid.res1", new ResBlock(cur, cur, cond, rng, c.dropout)),
+      attn: midAttn ? this.addModule("mid.attn", new AttnBlock(cur, rng, { heads: heads(cur, c.headDim), textDim: c.textDim, text: c.textAttention, selfAttention: c.selfAttention })) : null,
+      res2: this.addModule("mid.res2", new ResBlock(cur, cur, cond, rng, c.dropout)),
+    };
+    if (c.efficient) skips.shift(); // the efficient layout has one skip per level, not one for conv_in
+    for (let l = ch.length - 1; l >= 0; l--) {
+      const p = `up.${l}`;
+      const level: UpLevel = { res: [], attn: [], up: null };
+      const blocks = c.efficient ? c.numResBlocks[l] : c.numResBlocks[l] + 1;
+      for (let j = 0; j < blocks; j++) {
+        const takesSkip = !c.efficient || j === 0;
+        const cin = cur + (takesSkip ? (skips.pop() as number) : 0);
+        level.res.push(this.addModule(`${p}.res.${j}`, new ResBlock(cin, ch[l], cond, rng, c.dropout)));
+        cur = ch[l];
+        level.attn.push(attnAt(l, cur, `${p}.attn.${j}`));
+      }
+      if (l > 0) {
+        const next = c.efficient ? ch[l - 1] : cur;
+        level.up = this.addModule(`${p}.upsample`, new Upsample(cur, next, rng));
+        cur = next;
+      }
+      this.upLevels.push(level);
+    }
+    this.normOut = this.addModule("norm_out", new GroupNorm(groupsFor(cur), cur));
+    this.convOut = this.addModule("conv_out", new Conv2d(cur, c.outChannels, 3, rng, { padding: 1 }));
+  }
+
+  /** Predicts the model output (eps, v or x0 by the stage's parameterisation): [B, outChannels, S, S]. */
+  forward(inp: UNetInputs, training = false): Tensor {
+    const c = this.config;
+    if (c.lowResCond && (!inp.lowRes || !inp.augLevel)) throw new ValueError("UNet: a super-resolution U-Net needs lowRes and augLevel inputs");
+    const text = this.textNorm.call(inp.text);
+    let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
+    if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));
+    let h = this.convIn.call(c.lowResCond && inp.lowRes ? concat([inp.x, inp.lowRes], 1) : inp.x);
+    const stack: Tensor[] = c.efficient ? [] : [h];
+    const attn = (a: AttnBlock | null, x: Tensor) => (a ? a.call(x, text, inp.mask) : x);
+    for (const level of this.levels) {
+      if (level.down) h = level.down.call(h);
+      level.res.forEach((r, j) => {
+        h = attn(level.attn[j], r.call(h, cond, training));
+        if (!c.efficient) stack.push(h);
+      });
+      if (c.efficient) stack.push(h);
+      if (level.downAfter) {
+        h = level.downAfter.call(h);
+        stack.push(h);
+      }
+    }
+    h = this.mid.res2.call(attn(this.mid.attn, this.mid.res1.call(h, cond, training)), cond, training);
+    for (const level of this.upLevels) {
+      level.res.forEach((r, j) => {
+        if (!c.efficient || j === 0) {
+          const skip = stack.pop() as Tensor;
+          h = concat([h, this.skipScale === 1 ? skip : mul(skip, this.skipScale)], 1);
+        }
+        h = attn(level.attn[j], r.call(h, cond, training));
+      });
+      if (level.up) h = level.up.call(h);
+    }
+    return this.convOut.call(silu(this.normOut.call(h)));
+  }
+}
