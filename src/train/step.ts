@@ -141,6 +141,21 @@ export class TrainStep<S extends Record<string, InputSpec>> {
     };
   }
 
+  /** Restores optimizer state saved by state() (and the EMA weights); parameters are restored through the model. */
+  restore(saved: { step: number; rng: RngState; m: Map<string, Float32Array>; v: Map<string, Float32Array>; ema?: Map<string, Float32Array> }): void {
+    for (const s of this.slots) {
+      const [m, v] = [saved.m.get(s.name), saved.v.get(s.name)];
+      if (!m || !v || m.length !== s.param.size || v.length !== s.param.size) {
+        throw new ValueError(`TrainStep.restore: optimizer state for "${s.name}" is missing or mis-sized; the checkpoint does not match this model`);
+      }
+      [s.m, s.v] = [Float32Array.from(m), Float32Array.from(v)];
+      const e = saved.ema?.get(s.name);
+      if (s.ema && e) s.ema = Float32Array.from(e);
+    }
+    this.stepCount = saved.step;
+    this.rng = new Rng(saved.rng);
+  }
+
   dispose(): void {
     this.graph.dispose();
   }

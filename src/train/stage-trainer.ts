@@ -1,0 +1,156 @@
+// Trains one cascade stage (Imagen App. A): per step, sample captions and images, drop the condition 10%
+// of the time, sample t and noise (and, for SR stages, the low-res partner with noise augmentation), run
+// the compiled training step, log, and checkpoint crash-safely; resumes exactly from the newest checkpoint.
+import { ValueError } from "../util/errors.js";
+import { Rng } from "../util/rng.js";
+import { alphaSigma, logSnrOf, type ScheduleName } from "../diffusion/schedule.js";
+import { augmentLowRes, resizeBilinear } from "../diffusion/noise-aug.js";
+import type { UNet } from "../models/unet.js";
+import type { TextEncoder } from "../text/encoder.js";
+import type { HostTensor } from "../runtime/host.js";
+import { loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { lrSchedule } from "./lr.js";
+import { diffusionLoss, minSnrWeight, objectiveInputs, type Parameterization } from "./objective.js";
+import { TrainStep } from "./step.js";
+
+export interface CaptionedItem {
+  caption: string;
+  /** The image as CHW floats in [-1, 1] at `size` x `size`. */
+  image(size: number): Float32Array;
+}
+export interface CaptionedDataset {
+  item(index: number): CaptionedItem;
+}
+
+export interface StageTrainOptions {
+  unet: UNet;
+  encoder: TextEncoder;
+  dataset: CaptionedDataset;
+  /** Low-res input size for a super-resolution stage. */
+  lowResSize?: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  warmupSteps?: number;
+  schedule?: ScheduleName;
+  parameterization?: Parameterization;
+  condDrop?: number;
+  minSnrGamma?: number;
+  emaDecay?: number;
+  clipNorm?: number;
+  weightDecay?: number;
+  seed?: number;
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  keep?: number;
+  onLog?: (record: { step: number; loss: number; gradNorm: number; lr: number; imagesPerSecond: number }) => void;
+}
+
+export interface StageTrainResult {
+  losses: number[];
+  trainer: TrainStep<Record<string, never>>;
+}
+
+/** Builds the batch of `step`: everything drawn from rng.split(step), so a resumed run sees the same data. */
+async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<string, { e: Float32Array; m: Float32Array }>) {
+  const c = o.unet.config;
+  const [B, S, L, D] = [o.batch, c.imageSize, o.encoder.maxLength, o.encoder.dim];
+  const rng = new Rng(o.seed ?? 0).split(`batch:${step}`);
+  const x0 = new Float32Array(B * 3 * S * S);
+  const text = new Float32Array(B * L * D), mask = new Float32Array(B * L);
+  const [alpha, sigma, t, weight] = [0, 0, 0, 0].map(() => new Float32Array(B));
+  const captions: string[] = [];
+  const indices = rng.words(B);
+  for (let b = 0; b < B; b++) {
+    const item = o.dataset.item(indices[b]);
+    captions.push(item.caption);
+    x0.set(item.image(S), b * 3 * S * S);
+  }
+  const missing = [...new Set(captions.filter((cap) => !textCache.has(cap)))];
+  if (missing.length > 0) {
+    const enc = await o.encoder.encode(missing);
+    missing.forEach((cap, i) => textCache.set(cap, { e: enc.embeddings.slice(i * L * D, (i + 1) * L * D), m: enc.mask.slice(i * L, (i + 1) * L) }));
+  }
+  const drops = rng.uniform(B), times = rng.uniform(B);
+  for (let b = 0; b < B; b++) {
+    if (drops[b] >= (o.condDrop ?? 0.1)) {
+      const cached = textCache.get(captions[b]) as { e: Float32Array; m: Float32Array };
+      text.set(cached.e, b * L * D);
+      mask.set(cached.m, b * L);
+    }
+    const ls = logSnrOf(o.schedule ?? "cosine", times[b]);
+    const as = alphaSigma(ls);
+    [alpha[b], sigma[b], t[b], weight[b]] = [as.alpha, as.sigma, times[b], minSnrWeight(ls, o.minSnrGamma, o.parameterization ?? "eps")];
+  }
+  const feeds: Record<string, HostTensor> = {
+    x0: { data: x0, shape: [B, 3, S, S] }, noise: { data: rng.normal(x0.length), shape: [B, 3, S, S] },
+    alpha: { data: alpha, shape: [B] }, sigma: { data: sigma, shape: [B] }, t: { data: t, shape: [B] }, weight: { data: weight, shape: [B] },
+    text: { data: text, shape: [B, L, D] }, mask: { data: mask, shape: [B, L] },
+  };
+  if (c.lowResCond) {
+    const low = o.lowResSize as number;
+    const lowImgs = new Float32Array(B * 3 * low * low);
+    for (let b = 0; b < B; b++) lowImgs.set(areaDown(x0.subarray(b * 3 * S * S, (b + 1) * 3 * S * S), S, low), b * 3 * low * low);
+    const levels = Array.from(rng.uniform(B));
+    const up = augmentLowRes(resizeBilinear(lowImgs, B * 3, low, S), levels, rng);
+    feeds.lowRes = { data: up, shape: [B, 3, S, S] };
+    feeds.augLevel = { data: Float32Array.from(levels), shape: [B] };
+  }
+  return feeds;
+}
+
+function areaDown(x: Float32Array, size: number, to: number): Float32Array {
+  const f = size / to;
+  const out = new Float32Array(3 * to * to);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < to; i++) for (let j = 0; j < to; j++) {
+    let acc = 0;
+    for (let a = 0; a < f; a++) for (let b = 0; b < f; b++) acc += x[(c * size + i * f + a) * size + j * f + b];
+    out[(c * to + i) * to + j] = acc / (f * f);
+  }
+  return out;
+}
+
+export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult> {
+  const c = o.unet.config;
+  if (c.lowResCond && !(o.lowResSize && c.imageSize % o.lowResSize === 0)) {
+    throw new ValueError(`trainStage lowResSize: a super-resolution stage needs a size dividing ${c.imageSize}, got ${o.lowResSize}`);
+  }
+  if (c.textDim !== o.encoder.dim) throw new ValueError(`trainStage: the U-Net expects text width ${c.textDim}, the encoder gives ${o.encoder.dim}`);
+  const param = o.parameterization ?? "eps";
+  const trainer = await TrainStep.create({
+    model: o.unet, batch: objectiveInputs(o.unet, o.encoder.maxLength),
+    loss: (b) => diffusionLoss(o.unet, b, param),
+    optimizer: { lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay },
+    seed: o.seed,
+  });
+  const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps ?? 0, o.steps), totalSteps: o.steps, schedule: "constant" });
+  const losses: number[] = [];
+  if (o.checkpointDir) {
+    const found = await loadLatestCheckpoint(o.checkpointDir);
+    if (found) {
+      const st = found.data.state as { losses: number[] };
+      o.unet.loadStateDict(found.data.tensors.model);
+      const flat = (g: string) => new Map([...(found.data.tensors[g] ?? new Map()).entries()].map(([k, v]) => [k, v.data]));
+      trainer.restore({ step: found.step, rng: (found.data.state as { rng: { key: [number, number]; counter: number } }).rng, m: flat("adam_m"), v: flat("adam_v"), ema: flat("ema") });
+      losses.push(...st.losses);
+    }
+  }
+  const textCache = new Map<string, { e: Float32Array; m: Float32Array }>();
+  while (trainer.stepCount < o.steps) {
+    const step = trainer.stepCount + 1;
+    const t0 = performance.now();
+    const feeds = await makeBatch(o, step, textCache);
+    const r = await trainer.step(feeds as never, lrAt(step));
+    losses.push(r.loss);
+    o.onLog?.({ step, loss: r.loss, gradNorm: r.gradNorm, lr: lrAt(step), imagesPerSecond: o.batch / ((performance.now() - t0) / 1000) });
+    if (o.checkpointDir && (step % (o.checkpointEvery ?? 100) === 0 || step === o.steps)) {
+      const st = trainer.state();
+      const asGroup = (m: Map<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, { shape: [v.length], data: v }]));
+      await saveCheckpoint(o.checkpointDir, step, {
+        tensors: { model: o.unet.stateDict(), adam_m: asGroup(st.m), adam_v: asGroup(st.v), ema: asGroup(trainer.emaWeights()) },
+        state: { step, rng: st.rng, losses },
+      }, { keep: o.keep ?? 3 });
+    }
+  }
+  return { losses, trainer: trainer as unknown as TrainStep<Record<string, never>> };
+}
