@@ -104,3 +104,25 @@ export class Rng {
     return Math.floor(this.uniform(1)[0] * n);
   }
 }
+
+/**
+ * An Rng that draws nothing: every value is 0. For building modules whose weights are loaded right after
+ * (or only counted), where drawing millions of initial values would be wasted time.
+ */
+export class ZeroRng extends Rng {
+  constructor() {
+    super(0);
+  }
+  override split(): Rng {
+    return this;
+  }
+  override words(n: number): Uint32Array {
+    return new Uint32Array(n);
+  }
+  override uniform(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+  override normal(n: number, mean = 0): Float32Array {
+    return new Float32Array(n).fill(mean);
+  }
+}
