@@ -1,0 +1,98 @@
+// ORT profile of the reference U-Net's forward or training-step graph: time per ONNX op type and the
+// slowest nodes, to see which of our lowerings cost the most.
+// Usage: node --import tsx bench/profile.ts [--preset b64] [--batch 8] [--graph fwd|train] [--runs 2]
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-node";
+import type { HostTensor } from "../src/runtime/host.js";
+import { compileRefUNet, isPreset, presets, RefUNet } from "./ref-unet.js";
+import { createTrainStep, defaultOrtOptions, randomBatch } from "./measure.js";
+
+interface ProfileEvent {
+  cat: string;
+  name: string;
+  dur: number; // microseconds
+  args?: { op_name?: string };
+}
+
+/** The ONNX bytes and feeds of the graph to profile. */
+async function graphToProfile(model: RefUNet, batch: number, which: string): Promise<{ bytes: Uint8Array; feeds: Record<string, HostTensor> }> {
+  const data = randomBatch(model.cfg, batch);
+  if (which === "fwd") {
+    const g = await compileRefUNet(model, { batch: "B" });
+    g.dispose();
+    return { bytes: g.model.bytes, feeds: { x: data.x, t: data.t, text: data.text } };
+  }
+  const { step } = await createTrainStep(model, batch);
+  // TrainStep keeps its CompiledGraph private; this profiler reads it to get the exact graph it runs.
+  const graph = (step as unknown as { graph?: { model: { bytes: Uint8Array } } }).graph;
+  step.dispose();
+  if (!graph) throw new Error("profile: TrainStep no longer exposes .graph; update bench/profile.ts");
+  const feeds: Record<string, HostTensor> = { ...data, lr: { data: new Float32Array([1e-4]), shape: [] }, step: { data: new Float32Array([1]), shape: [] } };
+  for (const [name, p] of model.namedParameters()) {
+    feeds[`param.${name}`] = { data: p.data, shape: p.shape };
+    feeds[`adam_m.${name}`] = { data: new Float32Array(p.size), shape: p.shape };
+    feeds[`adam_v.${name}`] = { data: new Float32Array(p.size), shape: p.shape };
+  }
+  return { bytes: graph.model.bytes, feeds };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      preset: { type: "string", default: "b64" }, batch: { type: "string", default: "8" },
+      graph: { type: "string", default: "fwd" }, runs: { type: "string", default: "2" },
+    },
+  });
+  if (!isPreset(values.preset)) throw new Error(`--preset: expected one of ${Object.keys(presets).join(", ")}`);
+  if (values.graph !== "fwd" && values.graph !== "train") throw new Error(`--graph: expected fwd or train, got ${values.graph}`);
+  const batch = Number(values.batch);
+  const model = new RefUNet(presets[values.preset]);
+  const { bytes, feeds } = await graphToProfile(model, batch, values.graph);
+  const dir = mkdtempSync(join(tmpdir(), "imagen-profile-"));
+  try {
+    const ortFeeds = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor("float32", t.data as Float32Array, [...t.shape])]));
+    const prof = await ort.InferenceSession.create(bytes, { ...defaultOrtOptions(), enableProfiling: true, profileFilePrefix: join(dir, "ort") });
+    const runs = Number(values.runs);
+    for (let i = 0; i < runs + 1; i++) await prof.run(ortFeeds);
+    prof.endProfiling();
+    await prof.release();
+    const file = readdirSync(dir).find((f) => f.endsWith(".json"));
+    if (!file) throw new Error("profile: ORT wrote no profile file");
+    report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], runs + 1, batch);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(events: ProfileEvent[], runs: number, batch: number): void {
+  const kernels = events.filter((e) => e.cat === "Node" && e.name.endsWith("_kernel_time"));
+  const byType = new Map<string, { us: number; count: number }>();
+  const byNode = new Map<string, { us: number; op: string }>();
+  for (const e of kernels) {
+    const op = e.args?.op_name ?? "?";
+    const t = byType.get(op) ?? { us: 0, count: 0 };
+    t.us += e.dur;
+    t.count++;
+    byType.set(op, t);
+    const name = e.name.replace(/_kernel_time$/, "");
+    const n = byNode.get(name) ?? { us: 0, op };
+    n.us += e.dur;
+    byNode.set(name, n);
+  }
+  const total = [...byType.values()].reduce((s, t) => s + t.us, 0);
+  const ms = (us: number) => (us / runs / 1000).toFixed(1).padStart(9);
+  console.log(`batch ${batch}: ${(total / runs / 1000).toFixed(1)} ms of kernel time per run (${runs} profiled runs, first includes any lazy init)`);
+  console.log(`${"op type".padEnd(22)}${"ms/run".padStart(9)}  share  nodes`);
+  for (const [op, t] of [...byType].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) {
+    console.log(`${op.padEnd(22)}${ms(t.us)}  ${((100 * t.us) / total).toFixed(1).padStart(4)}%  ${t.count / runs}`);
+  }
+  console.log("slowest nodes:");
+  for (const [name, n] of [...byNode].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) {
+    console.log(`  ${name.padEnd(40)} ${n.op.padEnd(16)}${ms(n.us)} ms/run`);
+  }
+}
+
+await main();
