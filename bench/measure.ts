@@ -8,6 +8,7 @@ import { mean, square, sub } from "../src/graph/ops-basic.js";
 import { TrainStep } from "../src/train/step.js";
 import type { RefUNet, RefUNetConfig, RefUNetGraph } from "./ref-unet.js";
 import { runTorch } from "./parity.js";
+import { startLoadMeter, waitForQuiet } from "./machine-load.js";
 
 export interface UNetBatch {
   x: HostTensor; // [B, 3, S, S]
@@ -64,32 +65,63 @@ export async function timeCalls(fn: () => Promise<unknown>, iters: number): Prom
   return times;
 }
 
-export interface RoundsResult {
+export interface Round {
   ours: number[]; // seconds per batch, every timed iteration
   torch: number[];
+  /** Cores used by other processes during our part and during torch's part of the round. */
+  oursLoad: number;
+  torchLoad: number;
+}
+
+export interface RoundsResult {
+  rounds: Round[];
   torchRuns: TorchRun[];
 }
 
+/** Others' load (cores) above which a round counts as contended. */
+export const contendedLoad = 0.25;
+
 /**
  * Interleaved rounds (torch round, ours round, ...) as the reference README asks: the machine is noisy, so
- * both engines see the same slow and fast spells. `ours` must already be warm.
+ * both engines see the same slow and fast spells. Before each round it waits up to `quietWaitS` for other
+ * processes to go quiet, and it records their load during each half. `ours` must already be warm.
  */
 export async function interleavedRounds(
   rounds: number, iters: number, torch: (() => TorchRun) | null, ours: () => Promise<unknown>, log: (s: string) => void,
+  quietWaitS = 30,
 ): Promise<RoundsResult> {
-  const res: RoundsResult = { ours: [], torch: [], torchRuns: [] };
+  const res: RoundsResult = { rounds: [], torchRuns: [] };
+  const fmtLoad = (l: number) => (Number.isNaN(l) ? "" : `  [others ${l.toFixed(2)} cores${l >= contendedLoad ? ", CONTENDED" : ""}]`);
   for (let r = 0; r < rounds; r++) {
+    await waitForQuiet(quietWaitS, contendedLoad / 2);
+    const round: Round = { ours: [], torch: [], oursLoad: 0, torchLoad: 0 };
     if (torch) {
+      const stop = startLoadMeter();
       const run = torch();
+      round.torchLoad = stop();
       res.torchRuns.push(run);
-      res.torch.push(...run.times_s);
-      log(`  round ${r + 1}/${rounds} torch: ${run.times_s.map((v) => v.toFixed(3)).join(" ")} s`);
+      round.torch = run.times_s;
+      log(`  round ${r + 1}/${rounds} torch: ${run.times_s.map((v) => v.toFixed(3)).join(" ")} s${fmtLoad(round.torchLoad)}`);
     }
-    const mine = await timeCalls(ours, iters);
-    res.ours.push(...mine);
-    log(`  round ${r + 1}/${rounds} ours:  ${mine.map((v) => v.toFixed(3)).join(" ")} s`);
+    const stop = startLoadMeter();
+    round.ours = await timeCalls(ours, iters);
+    round.oursLoad = stop();
+    log(`  round ${r + 1}/${rounds} ours:  ${round.ours.map((v) => v.toFixed(3)).join(" ")} s${fmtLoad(round.oursLoad)}`);
+    res.rounds.push(round);
   }
   return res;
+}
+
+/** The rounds to take medians over: the uncontended ones when there are any, else all (with a warning). */
+export function cleanRounds(res: RoundsResult, log: (s: string) => void): { ours: number[]; torch: number[]; contended: number } {
+  const clean = res.rounds.filter((r) => !(r.oursLoad >= contendedLoad) && !(r.torchLoad >= contendedLoad));
+  const contended = res.rounds.length - clean.length;
+  const use = clean.length > 0 ? clean : res.rounds;
+  if (contended > 0) {
+    log(clean.length > 0 ? `  medians over the ${clean.length} uncontended round(s); ${contended} dropped (other processes used >= ${contendedLoad} cores)`
+      : `  WARNING: every round ran beside other processes (>= ${contendedLoad} cores); these figures are not reliable`);
+  }
+  return { ours: use.flatMap((r) => r.ours), torch: use.flatMap((r) => r.torch), contended };
 }
 
 /** Our training step on `model` (its parameters are updated in place): MSE to a fixed target, AdamW like torch_unet.py. */

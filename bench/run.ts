@@ -9,7 +9,9 @@ import { compileRefUNet, countForwardFlops, isPreset, presets, RefUNet, type Ref
 import {
   dumpReference, loadReferenceIo, loadReferenceWeights, relL2, repoRoot, torchUnavailable,
 } from "./parity.js";
-import { createTrainStep, engineOverhead, interleavedRounds, median, randomBatch, torchRound, type TorchRun } from "./measure.js";
+import {
+  cleanRounds, createTrainStep, engineOverhead, interleavedRounds, median, randomBatch, torchRound, type TorchRun,
+} from "./measure.js";
 import { forwardActivationBytes, measureTrainMemory } from "./memory.js";
 
 /**
@@ -135,7 +137,9 @@ async function main(): Promise<void> {
       const r = await interleavedRounds(o.rounds, o.fwdIters,
         torchWhy ? null : () => torchRound(o.preset, "infer", o.batch, o.fwdIters), () => graph.run(feeds), log);
       torchRuns.infer = r.torchRuns;
-      results.push(...throughput("fwd", o.batch, fwdGflop * o.batch, r.ours, r.torch));
+      const c = cleanRounds(r, log);
+      results.push(...throughput("fwd", o.batch, fwdGflop * o.batch, c.ours, c.torch));
+      results.push({ name: "fwd.contendedRounds", unit: "count", value: c.contended });
     }
     if (o.only.has("overhead")) {
       const pairs = Math.max(6, 3 * o.rounds);
@@ -160,7 +164,9 @@ async function main(): Promise<void> {
       torchWhy ? null : () => torchRound(o.preset, "train", o.batch, o.trainIters), async () => losses.push((await step.step(data)).loss), log);
     log(`  our loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)} over ${losses.length} steps`);
     torchRuns.train = r.torchRuns;
-    results.push(...throughput("train", o.batch, 3 * fwdGflop * o.batch, r.ours, r.torch));
+    const c = cleanRounds(r, log);
+    results.push(...throughput("train", o.batch, 3 * fwdGflop * o.batch, c.ours, c.torch));
+    results.push({ name: "train.contendedRounds", unit: "count", value: c.contended });
     step.dispose();
   }
 
