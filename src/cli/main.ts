@@ -3,6 +3,8 @@
 import { Command } from "commander";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import * as ort from "onnxruntime-node";
+import { registerGenerate } from "./generate.js";
+import { ImagenError } from "../util/errors.js";
 
 const program = new Command();
 program.name("imagen").description("Imagen (text-to-image cascaded diffusion) in TypeScript on ONNX Runtime");
@@ -24,4 +26,14 @@ program
     else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(12)} ${Array.isArray(v) ? v.join(", ") : v}`);
   });
 
-await program.parseAsync(process.argv);
+registerGenerate(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof ImagenError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exit(2);
+  }
+  throw e;
+}

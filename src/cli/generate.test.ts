@@ -1,0 +1,72 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Rng } from "../util/rng.js";
+import { UNet, type UNetConfig } from "../models/unet.js";
+import { saveCascade, loadCascade, ModelFolderError } from "../pipeline/model-folder.js";
+import { decodePng } from "../data/png.js";
+import { runGenerate, type GenerateFlags } from "./generate.js";
+
+const base: UNetConfig = {
+  imageSize: 8, inChannels: 3, outChannels: 3, channels: 8, channelMults: [1, 2], numResBlocks: [1, 1], attnLevels: [1],
+  headDim: 8, textDim: 8, textAttention: "concat", selfAttention: true, textPooling: "attention", efficient: false, lowResCond: false, dropout: 0,
+};
+
+async function tinyModel(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "imagen-model-"));
+  await saveCascade(dir, { class: "WordEncoder", dim: 8, maxLength: 6, seed: 0 }, [
+    { unet: new UNet(base, new Rng(1)), parameterization: "eps", schedule: "cosine" },
+    { unet: new UNet({ ...base, imageSize: 16, efficient: true, lowResCond: true }, new Rng(2)), parameterization: "v", schedule: "linear" },
+  ], "F16");
+  return dir;
+}
+
+const flags = (model: string, out: string, extra: Partial<GenerateFlags> = {}): GenerateFlags => ({
+  model, out, guidance: "3", seed: "5", sampler: "ddim", thresholding: "dynamic", augLevel: "0.2", batch: "2", steps: "3", json: true, ...extra,
+});
+
+test("generate writes PNGs with A1111-style parameters; the same seed gives the same bytes", async () => {
+  const model = await tinyModel();
+  const out = await mkdtemp(join(tmpdir(), "imagen-out-"));
+  const a = await runGenerate("a red square", flags(model, join(out, "a")));
+  const b = await runGenerate("a red square", flags(model, join(out, "b")));
+  assert.equal(a.length, 2);
+  const [pa, pb] = [await readFile(a[0]), await readFile(b[0])];
+  assert.deepEqual(pa, pb);
+  const png = decodePng(pa);
+  assert.equal(png.width, 16);
+  assert.match(png.text.parameters, /^a red square\nSteps: 3, Sampler: ddim, CFG scale: 3, Seed: 5/);
+  const c = await runGenerate("a red square", flags(model, join(out, "c"), { seed: "6" }));
+  assert.notDeepEqual(await readFile(c[0]), pa);
+  await rm(out, { recursive: true });
+  await rm(model, { recursive: true });
+});
+
+test("generate refuses bad input with the flag and the valid range", async () => {
+  const model = await tinyModel();
+  const out = join(tmpdir(), "imagen-never");
+  await assert.rejects(() => runGenerate("x", flags(model, out, { steps: "0" })), /--steps: expected an integer from 1 to 10000, got "0"/);
+  await assert.rejects(() => runGenerate("x", flags(model, out, { guidance: "NaN" })), /--guidance: expected a finite number >= 0/);
+  await assert.rejects(() => runGenerate("x", flags(model, out, { guidance: "-1" })), /--guidance/);
+  await assert.rejects(() => runGenerate("x", flags(model, out, { sampler: "euler" })), /--sampler: expected one of ancestral, ddim, dpmpp2m/);
+  await assert.rejects(() => runGenerate("x", flags(model, out, { thresholding: "dynamic:abc" })), /--thresholding/);
+  await assert.rejects(() => runGenerate("y".repeat(10001), flags(model, out)), /10001 characters is too long/);
+  await rm(model, { recursive: true });
+});
+
+test("a corrupt model folder is refused naming the file and field", async () => {
+  const model = await tinyModel();
+  await assert.rejects(() => loadCascade(join(model, "nope")), (e: Error) => e instanceof ModelFolderError && /model_index.json is missing/.test(e.message));
+  const cfgPath = join(model, "stage_1", "config.json");
+  const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+  await writeFile(cfgPath, JSON.stringify({ ...cfg, schedule: "quadratic" }));
+  await assert.rejects(() => loadCascade(model), /stage_1\/config.json: field "schedule" expected one of cosine, linear, got "quadratic"/);
+  await writeFile(cfgPath, JSON.stringify({ ...cfg, unet: { ...cfg.unet, channels: 16 } }));
+  await assert.rejects(() => loadCascade(model), /stage_1\/model.safetensors does not match stage_1\/config.json/);
+  await writeFile(cfgPath, "{ not json");
+  await assert.rejects(() => loadCascade(model), /stage_1\/config.json is not a JSON object/);
+  await writeFile(join(model, "stage_0", "model.safetensors"), new Uint8Array([0x80, 0x02, 1, 2, 3, 4, 5, 6, 7, 8]));
+  await rm(model, { recursive: true });
+});

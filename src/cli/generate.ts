@@ -1,0 +1,97 @@
+// `imagen generate "prompt" --model DIR`: samples the cascade and writes one PNG per image, each carrying
+// its generation parameters (A1111-style text in a `parameters` tEXt chunk) so it can be made again.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { ValueError } from "../util/errors.js";
+import { imageToPng } from "../data/png.js";
+import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
+import type { Thresholding } from "../diffusion/guidance.js";
+import { Cascade } from "../pipeline/cascade.js";
+import { loadCascade } from "../pipeline/model-folder.js";
+import { progressReporter } from "./progress.js";
+
+export interface GenerateFlags {
+  model: string; steps?: string; guidance: string; seed: string; negative?: string; sampler: string;
+  thresholding: string; augLevel: string; batch: string; out: string; json?: boolean;
+}
+
+function num(name: string, v: string, check: (n: number) => boolean, range: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !check(n)) throw new ValueError(`--${name}: expected ${range}, got "${v}"`);
+  return n;
+}
+
+export function parseThresholding(v: string): Thresholding {
+  if (v === "none" || v === "static") return { kind: v };
+  const m = /^dynamic(?::(\d+(?:\.\d+)?))?$/.exec(v);
+  if (m) return { kind: "dynamic", percentile: m[1] ? Number(m[1]) : 99.5 };
+  throw new ValueError(`--thresholding: expected none, static, dynamic or dynamic:P (e.g. dynamic:99.5), got "${v}"`);
+}
+
+/** A1111-style parameters text: prompt, negative prompt, then "Key: value" pairs. */
+export function parametersText(prompt: string, p: Record<string, string | number>, negative?: string): string {
+  const pairs = Object.entries(p).map(([k, v]) => `${k}: ${v}`).join(", ");
+  return `${prompt}\n${negative ? `Negative prompt: ${negative}\n` : ""}${pairs}`;
+}
+
+export async function runGenerate(prompt: string, f: GenerateFlags): Promise<string[]> {
+  if (prompt.length > 10000) throw new ValueError(`prompt: ${prompt.length} characters is too long (at most 10000); shorten it`);
+  const sampler = f.sampler as SamplerName;
+  if (!samplerNames.includes(sampler)) throw new ValueError(`--sampler: expected one of ${samplerNames.join(", ")}, got "${f.sampler}"`);
+  const seed = num("seed", f.seed, (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer");
+  const guidance = num("guidance", f.guidance, (n) => Number.isFinite(n) && n >= 0, "a finite number >= 0");
+  const batch = num("batch", f.batch, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer from 1 to 64");
+  const augLevel = num("aug-level", f.augLevel, (n) => n >= 0 && n <= 1, "a number from 0 to 1");
+  const steps = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
+  const thresholding = parseThresholding(f.thresholding);
+  const { encoder, stages } = await loadCascade(f.model);
+  const cascade = new Cascade(encoder, stages);
+  const progress = progressReporter(f.json === true);
+  try {
+    const truncated = (await encoder.encode([prompt])).truncated[0];
+    if (truncated) process.stderr.write(`warning: the prompt is longer than the encoder's ${encoder.maxLength} tokens; the rest is ignored\n`);
+    const out = await cascade.sample({
+      prompts: Array(batch).fill(prompt), seed, steps, guidance, negativePrompt: f.negative, sampler, thresholding, augLevel,
+      onProgress: (p) => progress({ stage: p.stage, step: p.step, steps: p.steps }),
+    });
+    const last = out[out.length - 1];
+    const S = last.size, per = 3 * S * S;
+    await mkdir(f.out, { recursive: true });
+    const files: string[] = [];
+    for (let i = 0; i < batch; i++) {
+      const text = parametersText(prompt, {
+        Steps: steps ?? "default", Sampler: sampler, "CFG scale": guidance, Seed: seed, "Batch index": i, Size: `${S}x${S}`,
+        Thresholding: f.thresholding, "Aug level": augLevel, Model: f.model,
+      }, f.negative);
+      const file = join(f.out, `${seed}-${i}.png`);
+      await writeFile(file, imageToPng(last.images.subarray(i * per, (i + 1) * per), S, S, { parameters: text }));
+      files.push(file);
+    }
+    return files;
+  } finally {
+    cascade.dispose();
+  }
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command("generate")
+    .description("generate images from a text prompt")
+    .argument("<prompt>", "what to draw")
+    .requiredOption("--model <dir>", "model folder (model_index.json + one folder per part)")
+    .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
+    .option("--guidance <w>", "classifier-free guidance weight", "4")
+    .option("--seed <n>", "random seed; the same seed gives the same bytes", "0")
+    .option("--negative <text>", "negative prompt (replaces the empty condition in guidance)")
+    .option("--sampler <name>", `one of ${samplerNames.join(", ")}`, "dpmpp2m")
+    .option("--thresholding <kind>", "none, static, dynamic or dynamic:P", "dynamic")
+    .option("--aug-level <a>", "noise-augmentation level for super-resolution stages", "0.2")
+    .option("--batch <n>", "images to make", "1")
+    .option("--out <dir>", "output folder", "outputs")
+    .option("--json", "JSON-lines progress")
+    .action(async (prompt: string, flags: GenerateFlags) => {
+      const files = await runGenerate(prompt, flags);
+      for (const f of files) console.log(f);
+    });
+}
