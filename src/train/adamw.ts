@@ -52,18 +52,28 @@ export interface AdamWScalars {
   step: Tensor; // scalar step number t >= 1
 }
 
-/** One AdamW update of parameter p with gradient g and moments m, v. */
+/** Per-step scalars shared by every parameter's update (built once per graph, not once per tensor). */
+export interface AdamWShared {
+  bc2Sqrt: Tensor; // sqrt(1 - beta2^t)
+  stepSize: Tensor; // lr / (1 - beta1^t)
+  decayFactor: Tensor; // 1 - lr * weightDecay
+}
+
+export function adamwShared(s: AdamWScalars, cfg: ReturnType<typeof checkAdamW>): AdamWShared {
+  const bc1 = sub(1, exp(mul(s.step, Math.log(cfg.beta1 || 1e-30))));
+  const bc2 = sub(1, exp(mul(s.step, Math.log(cfg.beta2 || 1e-30))));
+  return { bc2Sqrt: sqrt(bc2), stepSize: div(s.lr, bc1), decayFactor: sub(1, mul(s.lr, cfg.weightDecay)) };
+}
+
+/** One AdamW update of parameter p with gradient g and moments m, v (torch.optim.AdamW's arithmetic). */
 export function adamwUpdate(
-  p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: AdamWScalars, cfg: ReturnType<typeof checkAdamW>, decay: boolean,
+  p: Tensor, g: Tensor, m: Tensor, v: Tensor, sh: AdamWShared, cfg: ReturnType<typeof checkAdamW>, decay: boolean,
 ): { p: Tensor; m: Tensor; v: Tensor } {
   const m1 = add(mul(m, cfg.beta1), mul(g, 1 - cfg.beta1));
   const v1 = add(mul(v, cfg.beta2), mul(square(g), 1 - cfg.beta2));
-  const bc1 = sub(1, exp(mul(s.step, Math.log(cfg.beta1 || 1e-30))));
-  const bc2 = sub(1, exp(mul(s.step, Math.log(cfg.beta2 || 1e-30))));
-  const denom = add(div(sqrt(v1), sqrt(bc2)), cfg.eps);
-  const stepSize = div(s.lr, bc1);
-  const decayed = decay && cfg.weightDecay > 0 ? mul(p, sub(1, mul(s.lr, cfg.weightDecay))) : p;
-  return { p: sub(decayed, mul(stepSize, div(m1, denom))), m: m1, v: v1 };
+  const denom = add(div(sqrt(v1), sh.bc2Sqrt), cfg.eps);
+  const decayed = decay && cfg.weightDecay > 0 ? mul(p, sh.decayFactor) : p;
+  return { p: sub(decayed, mul(sh.stepSize, div(m1, denom))), m: m1, v: v1 };
 }
 
 export function emaUpdate(ema: Tensor, p: Tensor, decay: number): Tensor {

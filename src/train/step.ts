@@ -10,7 +10,7 @@ import { bindParameters, type Module, type Parameter } from "../nn/module.js";
 import { collectRandomInputs, fillRandomInputs } from "../nn/random.js";
 import { compileGraph, type CompiledGraph, type InputSpec, type SessionOptions } from "../runtime/session.js";
 import type { HostTensor } from "../runtime/host.js";
-import { adamwUpdate, checkAdamW, clipByGlobalNorm, emaUpdate, globalNorm, type AdamWConfig } from "./adamw.js";
+import { adamwShared, adamwUpdate, checkAdamW, clipByGlobalNorm, emaUpdate, globalNorm, type AdamWConfig } from "./adamw.js";
 
 export interface TrainStepOptions<S extends Record<string, InputSpec>> {
   model: Module;
@@ -66,11 +66,12 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       if (cfg.clipNorm !== undefined) grads = clipByGlobalNorm(grads, norm, cfg.clipNorm);
       const outputs: Record<string, Tensor> = { loss, gradNorm: norm };
       const stateInputs: Tensor<"input">[] = [];
+      const shared = adamwShared({ lr, step }, cfg);
       trainable.forEach(([name, p], i) => {
         const m = input(`adam_m.${name}`, p.shape);
         const v = input(`adam_v.${name}`, p.shape);
         stateInputs.push(m, v);
-        const upd = adamwUpdate(params[i], grads[i], m, v, { lr, step }, cfg, p.decay);
+        const upd = adamwUpdate(params[i], grads[i], m, v, shared, cfg, p.decay);
         outputs[`new.param.${name}`] = upd.p;
         outputs[`new.adam_m.${name}`] = upd.m;
         outputs[`new.adam_v.${name}`] = upd.v;
