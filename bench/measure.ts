@@ -147,44 +147,48 @@ export function defaultOrtOptions(): ort.InferenceSession.SessionOptions {
 }
 
 export interface OverheadResult {
+  cycles: number;
   oursMin: number;
-  rawMin: number;
+  rawMin: number; // best run of either raw session
   oursMedian: number;
   rawMedian: number;
-  /** min(ours) / min(raw) - 1: noise on a shared machine only ever adds time, so the best runs compare cleanest. */
+  /** median(ours) / median(raw) - 1 over the rotations (best runs vary by 10-15% between identical sessions). */
   overhead: number;
-  /** Median over back-to-back pairs of ours / raw - 1, a second view of the same runs. */
-  pairedMedian: number;
+  /** The same figure between the two raw sessions (second / first - 1): the noise floor of `overhead`. */
+  control: number;
 }
 
-/** CompiledGraph.run against a raw ort.InferenceSession on the same ONNX bytes and feeds, alternating. */
-export async function engineOverhead(graph: RefUNetGraph, feeds: Pick<UNetBatch, "x" | "t" | "text">, pairs: number): Promise<OverheadResult> {
-  const raw = await ort.InferenceSession.create(graph.model.bytes, defaultOrtOptions());
+/**
+ * CompiledGraph.run against raw ort.InferenceSessions on the same ONNX bytes, options and feeds. Two raw
+ * sessions run in rotation with ours, so their difference shows how much of the overhead is noise. Runs
+ * at least `minCycles` rotations and at least `minSeconds`.
+ */
+export async function engineOverhead(
+  graph: RefUNetGraph, feeds: Pick<UNetBatch, "x" | "t" | "text">, minCycles: number, minSeconds = 10,
+): Promise<OverheadResult> {
+  const raws = [await ort.InferenceSession.create(graph.model.bytes, defaultOrtOptions()),
+    await ort.InferenceSession.create(graph.model.bytes, defaultOrtOptions())];
   try {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor("float32", t.data as Float32Array, [...t.shape]);
-    const runOurs = () => graph.run(feeds);
-    const runRaw = () => raw.run(ortFeeds);
-    await runOurs();
-    await runRaw();
-    const ours: number[] = [];
-    const rawTimes: number[] = [];
-    const ratios: number[] = [];
-    for (let i = 0; i < pairs; i++) {
-      // Alternate which goes first, so neither always follows the other's cache state.
-      const [a, b] = i % 2 ? [runRaw, runOurs] : [runOurs, runRaw];
-      const ta = (await timeCalls(a, 1))[0];
-      const tb = (await timeCalls(b, 1))[0];
-      const [o, r] = i % 2 ? [tb, ta] : [ta, tb];
-      ours.push(o);
-      rawTimes.push(r);
-      ratios.push(o / r);
+    const runners = [() => graph.run(feeds), () => raws[0].run(ortFeeds), () => raws[1].run(ortFeeds)];
+    for (let i = 0; i < 3; i++) for (const r of runners) await r();
+    const times: number[][] = [[], [], []];
+    const t0 = performance.now();
+    let cycles = 0;
+    for (; cycles < minCycles || (performance.now() - t0 < minSeconds * 1000 && cycles < 500); cycles++) {
+      for (let k = 0; k < 3; k++) {
+        const j = (k + cycles) % 3; // rotate the order so no session always follows the same one
+        times[j].push((await timeCalls(runners[j], 1))[0]);
+      }
     }
-    const [oursMin, rawMin] = [Math.min(...ours), Math.min(...rawTimes)];
+    const [oursMin, raw0Min, raw1Min] = times.map((t) => Math.min(...t));
+    const [oursMedian, rawMedian] = [median(times[0]), median([...times[1], ...times[2]])];
     return {
-      oursMin, rawMin, oursMedian: median(ours), rawMedian: median(rawTimes), overhead: oursMin / rawMin - 1, pairedMedian: median(ratios) - 1,
+      cycles, oursMin, rawMin: Math.min(raw0Min, raw1Min), oursMedian, rawMedian,
+      overhead: oursMedian / rawMedian - 1, control: median(times[2]) / median(times[1]) - 1,
     };
   } finally {
-    await raw.release();
+    for (const r of raws) await r.release();
   }
 }
