@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     }
     if (o.only.has("overhead")) {
       log("engine overhead: CompiledGraph.run vs two raw ort.InferenceSessions on the same bytes, options and feeds, in rotation");
-      const ov = await engineOverhead(graph, feeds, Math.max(6, 2 * o.rounds));
+      const ov = await engineOverhead(graph, feeds, Math.max(8, 3 * o.rounds), 20);
       const ms = (s: number) => (s * 1e3).toFixed(1);
       log(`  ${ov.cycles} rotations: median ours ${ms(ov.oursMedian)} ms, raw ${ms(ov.rawMedian)} ms -> overhead ${(100 * ov.overhead).toFixed(2)}% `
         + `(raw vs raw: ${(100 * ov.control).toFixed(2)}%, the noise floor); best ours ${ms(ov.oursMin)} ms, raw ${ms(ov.rawMin)} ms`);
