@@ -3,6 +3,7 @@
 // come from the same scene (the low-res image is the area average of the high-res one).
 import { ValueError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
+export { downsampleArea } from "../diffusion/noise-aug.js";
 
 export const toyColors: Record<string, [number, number, number]> = {
   red: [0.9, 0.1, 0.1], green: [0.1, 0.75, 0.2], blue: [0.15, 0.25, 0.95], yellow: [0.95, 0.85, 0.1],
@@ -57,19 +58,6 @@ export function renderToy(s: ToyScene, size: number): Float32Array {
       const f = cover / (ss * ss);
       for (let c = 0; c < 3; c++) out[(c * size + i) * size + j] = 2 * (f * fg[c] + (1 - f) * s.background[c]) - 1;
     }
-  }
-  return out;
-}
-
-/** Area-average downsampling of CHW images by an integer factor (exact low-res partners). */
-export function downsampleArea(x: Float32Array, channels: number, size: number, factor: number): Float32Array {
-  if (size % factor !== 0) throw new ValueError(`downsampleArea: size ${size} is not a multiple of ${factor}`);
-  const s = size / factor;
-  const out = new Float32Array(channels * s * s);
-  for (let c = 0; c < channels; c++) for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) {
-    let acc = 0;
-    for (let a = 0; a < factor; a++) for (let b = 0; b < factor; b++) acc += x[(c * size + i * factor + a) * size + j * factor + b];
-    out[(c * s + i) * s + j] = acc / (factor * factor);
   }
   return out;
 }

@@ -30,6 +30,19 @@ export function resizeBilinear(x: Float32Array, planes: number, from: number, to
   return out;
 }
 
+/** Area-average downsampling of CHW images by an integer factor (exact low-res partners). */
+export function downsampleArea(x: Float32Array, channels: number, size: number, factor: number): Float32Array {
+  if (size % factor !== 0) throw new ValueError(`downsampleArea: size ${size} is not a multiple of ${factor}`);
+  const s = size / factor;
+  const out = new Float32Array(channels * s * s);
+  for (let c = 0; c < channels; c++) for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) {
+    let acc = 0;
+    for (let a = 0; a < factor; a++) for (let b = 0; b < factor; b++) acc += x[(c * size + i * factor + a) * size + j * factor + b];
+    out[(c * s + i) * s + j] = acc / (factor * factor);
+  }
+  return out;
+}
+
 /** Noises `x` (one sample per `x.length / levels.length` values) to each sample's level, in place. */
 export function augmentLowRes(x: Float32Array, levels: readonly number[], rng: Rng): Float32Array {
   const n = x.length / levels.length;

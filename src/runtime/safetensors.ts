@@ -2,6 +2,7 @@
 // reference Rust reader: header cap, UTF-8 JSON, known dtypes, sizes, sorted gap-free offsets, whole
 // file covered, duplicate keys. Pickle / zip checkpoints are refused, never parsed.
 
+import { syncFolder } from "../util/fs.js";
 import { randomBytes } from "node:crypto";
 import { open, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -347,14 +348,4 @@ export async function saveSafetensors(path: string, tensors: TensorInputs,
   await syncFolder(dirname(path));
 }
 
-async function syncFolder(folder: string): Promise<void> {
-  // Makes the rename durable; some platforms cannot open or fsync a folder, which is not an error here.
-  const handle = await open(folder, "r").catch(() => undefined);
-  if (!handle) return;
-  try {
-    await handle.sync().catch(() => undefined);
-  } finally {
-    await handle.close();
-  }
-}
 

@@ -2,6 +2,7 @@
 // as safetensors, state.json and a manifest.json with the size and sha256 of every file. Built in a
 // .tmp-* folder beside the target, fsynced, renamed into place; loading picks the newest that verifies.
 
+import { syncFolder } from "../util/fs.js";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -306,16 +307,6 @@ async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
-async function syncFolder(folder: string): Promise<void> {
-  // Makes renames durable; some platforms cannot fsync a folder, which is not an error here.
-  const handle = await open(folder, "r").catch(() => undefined);
-  if (!handle) return;
-  try {
-    await handle.sync().catch(() => undefined);
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Keeps the newest `keep` checkpoints; each doomed one is renamed to .tmp-* first so none is ever half-deleted. */
 async function prune(dir: string, keep: number, savedStep: number): Promise<void> {

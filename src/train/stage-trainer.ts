@@ -4,7 +4,7 @@
 import { ValueError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 import { alphaSigma, logSnrOf, type ScheduleName } from "../diffusion/schedule.js";
-import { augmentLowRes, resizeBilinear } from "../diffusion/noise-aug.js";
+import { augmentLowRes, downsampleArea, resizeBilinear } from "../diffusion/noise-aug.js";
 import type { UNet } from "../models/unet.js";
 import type { TextEncoder } from "../text/encoder.js";
 import type { HostTensor } from "../runtime/host.js";
@@ -90,24 +90,13 @@ async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<stri
   if (c.lowResCond) {
     const low = o.lowResSize as number;
     const lowImgs = new Float32Array(B * 3 * low * low);
-    for (let b = 0; b < B; b++) lowImgs.set(areaDown(x0.subarray(b * 3 * S * S, (b + 1) * 3 * S * S), S, low), b * 3 * low * low);
+    for (let b = 0; b < B; b++) lowImgs.set(downsampleArea(x0.subarray(b * 3 * S * S, (b + 1) * 3 * S * S), 3, S, S / low), b * 3 * low * low);
     const levels = Array.from(rng.uniform(B));
     const up = augmentLowRes(resizeBilinear(lowImgs, B * 3, low, S), levels, rng);
     feeds.lowRes = { data: up, shape: [B, 3, S, S] };
     feeds.augLevel = { data: Float32Array.from(levels), shape: [B] };
   }
   return feeds;
-}
-
-function areaDown(x: Float32Array, size: number, to: number): Float32Array {
-  const f = size / to;
-  const out = new Float32Array(3 * to * to);
-  for (let c = 0; c < 3; c++) for (let i = 0; i < to; i++) for (let j = 0; j < to; j++) {
-    let acc = 0;
-    for (let a = 0; a < f; a++) for (let b = 0; b < f; b++) acc += x[(c * size + i * f + a) * size + j * f + b];
-    out[(c * to + i) * to + j] = acc / (f * f);
-  }
-  return out;
 }
 
 export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult> {
