@@ -79,12 +79,13 @@ export interface RoundsResult {
 }
 
 /** Others' load (cores) above which a round counts as contended. */
-export const contendedLoad = 0.25;
+export const contendedLoad = 0.15;
 
 /**
  * Interleaved rounds (torch round, ours round, ...) as the reference README asks: the machine is noisy, so
  * both engines see the same slow and fast spells. Before each round it waits up to `quietWaitS` for other
- * processes to go quiet, and it records their load during each half. `ours` must already be warm.
+ * processes to go quiet, and it records their load during each half; a contended round is repeated (up to
+ * `rounds` extra rounds in all) until `rounds` rounds ran clean. `ours` must already be warm.
  */
 export async function interleavedRounds(
   rounds: number, iters: number, torch: (() => TorchRun) | null, ours: () => Promise<unknown>, log: (s: string) => void,
@@ -92,7 +93,8 @@ export async function interleavedRounds(
 ): Promise<RoundsResult> {
   const res: RoundsResult = { rounds: [], torchRuns: [] };
   const fmtLoad = (l: number) => (Number.isNaN(l) ? "" : `  [others ${l.toFixed(2)} cores${l >= contendedLoad ? ", CONTENDED" : ""}]`);
-  for (let r = 0; r < rounds; r++) {
+  const isClean = (r: Round) => !(r.oursLoad >= contendedLoad) && !(r.torchLoad >= contendedLoad);
+  for (let r = 0; res.rounds.filter(isClean).length < rounds && r < 2 * rounds; r++) {
     await waitForQuiet(quietWaitS, contendedLoad / 2);
     const round: Round = { ours: [], torch: [], oursLoad: 0, torchLoad: 0 };
     if (torch) {
@@ -101,12 +103,12 @@ export async function interleavedRounds(
       round.torchLoad = stop();
       res.torchRuns.push(run);
       round.torch = run.times_s;
-      log(`  round ${r + 1}/${rounds} torch: ${run.times_s.map((v) => v.toFixed(3)).join(" ")} s${fmtLoad(round.torchLoad)}`);
+      log(`  round ${r + 1} torch: ${run.times_s.map((v) => v.toFixed(3)).join(" ")} s${fmtLoad(round.torchLoad)}`);
     }
     const stop = startLoadMeter();
     round.ours = await timeCalls(ours, iters);
     round.oursLoad = stop();
-    log(`  round ${r + 1}/${rounds} ours:  ${round.ours.map((v) => v.toFixed(3)).join(" ")} s${fmtLoad(round.oursLoad)}`);
+    log(`  round ${r + 1} ours:  ${round.ours.map((v) => v.toFixed(3)).join(" ")} s${fmtLoad(round.oursLoad)}`);
     res.rounds.push(round);
   }
   return res;
