@@ -26,7 +26,7 @@ async function graphToProfile(model: RefUNet, batch: number, which: string): Pro
     return { bytes: g.model.bytes, feeds: { x: data.x, t: data.t, text: data.text } };
   }
   const { step } = await createTrainStep(model, batch);
-  // TrainStep keeps its CompiledGraph private; this profiler reads it to get the exact graph it runs.
+  // The exact graph TrainStep runs (TrainStep.graph).
   const graph = (step as unknown as { graph?: { model: { bytes: Uint8Array } } }).graph;
   step.dispose();
   if (!graph) throw new Error("profile: TrainStep no longer exposes .graph; update bench/profile.ts");

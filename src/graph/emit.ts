@@ -19,6 +19,7 @@ export class EmitContext {
   private counter = 0;
   private readonly i64Cache = new Map<string, string>();
   private readonly shapeCache = new Map<string, string>();
+  private readonly smallConstants = new Map<string, string>();
   /** Where each symbolic dimension can be read at run time: an input name and an axis. */
   readonly symbols = new Map<string, { input: string; axis: number }>();
 
@@ -47,11 +48,16 @@ export class EmitContext {
     return name;
   }
 
+  /** Small constants (scalars from `lift`, masks) are shared by value: fewer initializers open faster in ORT. */
   constantOf(node: Tensor<"constant">): string {
-    const name = this.fresh("const");
     const d = node.attrs.data;
     const raw = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    const key = raw.length <= 64 ? `${node.dtype}|${node.shape.join(",")}|${raw.join(",")}` : null;
+    const cached = key === null ? undefined : this.smallConstants.get(key);
+    if (cached) return cached;
+    const name = this.fresh("const");
     this.initializers.push({ name, dataType: onnxTypes[node.dtype], dims: node.shape as number[], raw });
+    if (key !== null) this.smallConstants.set(key, name);
     return name;
   }
 

@@ -126,7 +126,13 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   reduceSum: (ctx, n, [x]) => ctx.op("ReduceSum", [x, ctx.constI64(n.attrs.axes)], { keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
   reduceMax: (ctx, n, [x]) =>
     ctx.op("ReduceMax", [x], { axes: ctxInts(n.attrs.axes), keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
-  reshape: (ctx, n, [x]) => ctx.op("Reshape", [x, ctx.shapeOf(n.attrs.shape)]),
+  // A symbolic target dim equal to the input's on the same axis is written as 0 ("copy"): ORT opens graphs
+  // with symbolic dims flowing through many Reshapes several times faster that way.
+  reshape: (ctx, n, [x]) => {
+    const src = n.inputs[0].shape;
+    const dims = n.attrs.shape.map((d, i) => (typeof d === "string" && src[i] === d ? 0 : d));
+    return ctx.op("Reshape", [x, ctx.shapeOf(dims)]);
+  },
   transpose: (ctx, n, [x]) => ctx.op("Transpose", [x], { perm: ctxInts(n.attrs.perm) }),
   expand: (ctx, n, [x]) => ctx.op("Expand", [x, ctx.shapeOf(n.attrs.shape)]),
   slice: (ctx, n, [x]) => ctx.op("Slice", [x, ctx.constI64(n.attrs.starts), ctx.constI64(n.attrs.ends), ctx.constI64(n.attrs.axes)]),

@@ -41,7 +41,8 @@ interface Slot {
 export class TrainStep<S extends Record<string, InputSpec>> {
   stepCount = 0;
   private constructor(
-    private readonly graph: CompiledGraph,
+    /** The compiled step (its ONNX bytes are `graph.model.bytes`, for profiling). */
+    readonly graph: CompiledGraph,
     private readonly slots: Slot[],
     private readonly randomInputs: Tensor<"input">[],
     private readonly frozen: [string, Parameter][],
