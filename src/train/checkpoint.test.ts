@@ -211,7 +211,9 @@ test("a writer killed with SIGKILL mid-save never leaves a torn checkpoint", asy
       assert.deepEqual(loaded.data.tensors.optimizer!.get("w")!.data, crashPattern(loaded.step, 2, values));
     }
     assert.ok(previous > 0, "the writer completed no save in any round: raise the kill delays");
-    assert.ok((await listCheckpoints(dir)).length <= 2);
+    // keep = 2, plus one when the last kill landed after a save's rename and before its prune (not torn).
+    const left = (await listCheckpoints(dir)).length;
+    assert.ok(left <= 3, `${left} checkpoints left with keep = 2`);
     // Informational: whether some kill landed mid-write (usually yes).
     if (!sawTemp) console.log("crash test: no kill landed mid-write this run");
   });
