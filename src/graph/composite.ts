@@ -6,6 +6,7 @@ import {
   stopGradient, sub, sum, tanh, transpose,
 } from "./ops-basic.js";
 import { type Tensor, fmtShape } from "./tensor.js";
+import { make } from "./build.js";
 
 export const silu = (x: Tensor) => mul(x, sigmoid(x));
 
@@ -51,8 +52,7 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor, beta?: Tens
   if (typeof c !== "number" || c % groups !== 0) {
     throw new ShapeError(`groupNorm: channels ${c} of ${fmtShape(x.shape)} must be a static multiple of groups ${groups}`);
   }
-  const grouped = reshape(x, [x.shape[0], groups, -1]); // [B, G, C/G * spatial]
-  let y = reshape(normalize(grouped, [2], eps, true), x.shape);
+  let y = make("groupNormalize", [x], { groups, eps }) as Tensor;
   const affineShape = [c, ...x.shape.slice(2).map(() => 1)];
   if (gamma) y = mul(y, reshape(gamma, affineShape));
   if (beta) y = add(y, reshape(beta, affineShape));

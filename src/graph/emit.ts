@@ -49,6 +49,13 @@ export class EmitContext {
   }
 
   /** Small constants (scalars from `lift`, masks) are shared by value: fewer initializers open faster in ORT. */
+  /** A 1-D float32 initializer. */
+  constF32s(values: Float32Array): string {
+    const name = this.fresh("f32");
+    this.initializers.push({ name, dataType: OnnxDataType.FLOAT, dims: [values.length], raw: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+    return name;
+  }
+
   constantOf(node: Tensor<"constant">): string {
     const d = node.attrs.data;
     const raw = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);

@@ -4,7 +4,7 @@ import type { Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
 import { make } from "./build.js";
 import {
-  add, cos, div, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
+  add, cos, div, mean, reciprocal, sqrt, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
   slice, square, sub, sum, transpose, where,
 } from "./ops-basic.js";
 import { type Shape, Tensor } from "./tensor.js";
@@ -158,6 +158,16 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
   softmax: (n, g) => {
     const gy = mul(g, n);
     return [sub(gy, mul(n, sum(gy, n.attrs.axis, true)))];
+  },
+  // dx = rstd * (g - mean(g) - y * mean(g * y)) per group, with y the normalised output.
+  groupNormalize: (n, g) => {
+    const x = n.inputs[0];
+    const grouped = [x.shape[0], n.attrs.groups, -1];
+    const [xr, gr, yr] = [x, g, n].map((t) => reshape(t, grouped)); // [B, G, C/G * spatial]
+    const mu = mean(xr, 2, true);
+    const rstd = reciprocal(sqrt(add(mean(square(sub(xr, mu)), 2, true), n.attrs.eps)));
+    const dx = mul(rstd, sub(sub(gr, mean(gr, 2, true)), mul(yr, mean(mul(gr, yr), 2, true))));
+    return [reshape(dx, x.shape)];
   },
   stopGradient: zeroGrad,
   dimSize: zeroGrad,

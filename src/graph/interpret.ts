@@ -320,6 +320,20 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
     return { shape: [nRows, ...rowShape], data: out, dtype: upd.dtype };
   },
   softmax: ([x], { axis }) => softmax(x, axis),
+  groupNormalize: ([x], { groups, eps }) => {
+    const [b, c] = x.shape;
+    const per = x.data.length / (b * groups);
+    const out = new Float64Array(x.data.length);
+    for (let k = 0; k < b * groups; k++) {
+      const seg = x.data.subarray(k * per, (k + 1) * per);
+      const mu = seg.reduce((s, v) => s + v, 0) / per;
+      const vr = seg.reduce((s, v) => s + (v - mu) ** 2, 0) / per;
+      const r = 1 / Math.sqrt(vr + eps);
+      for (let i = 0; i < per; i++) out[k * per + i] = (seg[i] - mu) * r;
+    }
+    void c;
+    return { shape: [...x.shape], data: out, dtype: "float32" };
+  },
   stopGradient: ([x]) => ({ shape: [...x.shape], data: x.data.slice(), dtype: x.dtype }),
   dimSize: ([x], { axes }) => ({ shape: [], data: Float64Array.of(sizeOf(axes.map((a) => x.shape[normAx(a, x.shape.length)]))), dtype: "float32" }),
 };

@@ -150,6 +150,13 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
     return ctx.op("ScatterND", [zeros, idx1, upd], { reduction: { type: "string", value: "add" } });
   },
   softmax: (ctx, n, [x]) => ctx.op("Softmax", [x], { axis: { type: "int", value: n.attrs.axis } }),
+  groupNormalize: (ctx, n, [x]) => {
+    const g = n.attrs.groups;
+    const grouped = ctx.op("Reshape", [x, ctx.constI64([0, g, -1])]);
+    const normed = ctx.op("InstanceNormalization", [grouped, ctx.constF32s(new Float32Array(g).fill(1)), ctx.constF32s(new Float32Array(g))],
+      { epsilon: { type: "float", value: n.attrs.eps } });
+    return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
+  },
   stopGradient: (ctx, _n, [x]) => ctx.op("Identity", [x]),
   dimSize: (ctx, n, [x]) => {
     const shape = ctx.op("Shape", [x]);

@@ -48,6 +48,12 @@ export interface OpAttrs {
   /** Adjoint of gather: indices [...I], updates [...I, ...D] -> zeros [rows, ...D] with rows added in. */
   scatterAdd: { rows: Dim };
   softmax: { axis: number };
+  /**
+   * GroupNorm without the affine: x [B, C, ...] normalised per sample over each of `groups` contiguous
+   * channel blocks (biased variance). A primitive so it can lower to ORT's InstanceNormalization kernel;
+   * its gradient is written from primitives.
+   */
+  groupNormalize: { groups: number; eps: number };
   /** Identity whose gradient is zero. */
   stopGradient: Empty;
   /** float32 scalar: the product of the input's sizes at `axes` (works for symbolic dims). */
@@ -72,5 +78,5 @@ export const comparisonOps: ReadonlySet<Op> = new Set<Op>(["less", "greater", "e
 export const allOps: readonly Op[] = [
   "input", "constant", ...unaryOps, ...binaryOps, "where", "cast", "matmul", "conv", "convTranspose",
   "convWeightGrad", "reduceSum", "reduceMax", "reshape", "transpose", "expand", "slice", "flip", "concat",
-  "pad", "gather", "scatterAdd", "softmax", "stopGradient", "dimSize",
+  "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "stopGradient", "dimSize",
 ];

@@ -230,6 +230,15 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     normAxis(attrs.axis, inputs[0].rank, "softmax", inputs);
     return { shape: inputs[0].shape, dtype: "float32" };
   },
+  groupNormalize: (inputs, attrs) => {
+    const x = inputs[0];
+    floatOnly("groupNormalize", inputs);
+    const c = x.shape[1];
+    check(x.rank >= 3 && typeof c === "number" && Number.isInteger(attrs.groups) && attrs.groups >= 1 && c % attrs.groups === 0,
+      "groupNormalize", inputs, () => `expected [B, C, ...] with static C divisible by groups ${attrs.groups}`);
+    check(x.shape.slice(1).every((d) => typeof d === "number") && attrs.eps >= 0, "groupNormalize", inputs, () => "axes 1.. must be static and eps >= 0");
+    return { shape: x.shape, dtype: "float32" };
+  },
   stopGradient: (inputs) => ({ shape: inputs[0].shape, dtype: inputs[0].dtype }),
   dimSize: (inputs, attrs) => {
     attrs.axes.forEach((a) => normAxis(a, inputs[0].rank, "dimSize", inputs));
