@@ -10,7 +10,7 @@ import { bucketTable } from "./t5-buckets.js";
 import { loadT5Checkpoint } from "./t5-checkpoint.js";
 import type { T5EncoderModel } from "./t5.js";
 import type { Tokenizer } from "./tokenizer.js";
-import { loadTokenizer } from "./tokenizer-load.js";
+import { loadTokenizer, type TokenizerChoice } from "./tokenizer-load.js";
 
 export interface T5EncoderOptions {
   /** Tokens per prompt, </s> included (Imagen: 128; DeepFloyd IF: 77). */
@@ -21,6 +21,8 @@ export interface T5EncoderOptions {
    * every run, which lifts protobuf's 2 GB limit on one model (T5-XL and up). "auto" picks by size.
    */
   weights?: "auto" | "constant" | "input";
+  /** "bytes" forces ByT5's byte tokenizer (for ByT5 folders that name no tokenizer); default "auto". */
+  tokenizer?: TokenizerChoice;
 }
 
 const defaults = { maxLength: 128, weights: "auto" as const };
@@ -61,7 +63,7 @@ export class T5TextEncoder implements TextEncoder {
       throw new ValueError(`T5 maxLength: expected an integer from 1 to 65536, got ${maxLength}`);
     }
     const { model, weightsHash } = await loadT5Checkpoint(dir);
-    const tokenizer = await loadTokenizer(dir, model.config.vocabSize);
+    const tokenizer = await loadTokenizer(dir, model.config.vocabSize, options.tokenizer);
     return new T5TextEncoder(model, tokenizer, maxLength, weightsHash, options, dir);
   }
 
@@ -90,7 +92,7 @@ export class T5TextEncoder implements TextEncoder {
   /** Tokenizes one prompt: ids with </s>, cut to maxLength (keeping </s> last), and whether it was cut. */
   tokenize(prompt: string): { ids: number[]; truncated: boolean } {
     if (!this.tokenizer) {
-      throw new ValueError(`T5 encoder: ${this.dir} has no tokenizer.json (nor a ByT5 tokenizer_config.json); add the model's tokenizer.json, or pass token ids`);
+      throw new ValueError(`T5 encoder: ${this.dir} has no tokenizer.json and names no ByT5Tokenizer; add the model's tokenizer.json, choose the byte tokenizer (ByT5), or pass token ids`);
     }
     const ids = this.tokenizer.encode(prompt);
     if (ids.length <= this.maxLength) return { ids, truncated: false };

@@ -9,8 +9,24 @@ async function readOptional(path: string): Promise<string | null> {
   return access(path).then(() => readFile(path, "utf8"), () => null);
 }
 
-/** The folder's tokenizer, or null when it has neither tokenizer.json nor a ByT5 tokenizer_config.json. */
-export async function loadTokenizer(dir: string, vocabSize: number): Promise<Tokenizer | null> {
+function tokenizerClass(text: string | null, path: string): unknown {
+  if (text === null) return undefined;
+  try {
+    return (JSON.parse(text) as { tokenizer_class?: unknown }).tokenizer_class;
+  } catch {
+    throw new TokenizerError(`${path} is not valid JSON; restore it from the original model`);
+  }
+}
+
+export type TokenizerChoice = "auto" | "bytes";
+
+/**
+ * The folder's tokenizer: "bytes" forces ByT5's; "auto" reads tokenizer.json, else uses bytes when
+ * tokenizer_config.json or config.json says ByT5Tokenizer; null when there is no tokenizer to be found.
+ */
+export async function loadTokenizer(dir: string, vocabSize: number, choice: TokenizerChoice = "auto"): Promise<Tokenizer | null> {
+  if (choice === "bytes") return new ByteTokenizer(vocabSize);
+  if (choice !== "auto") throw new TokenizerError(`tokenizer: expected "auto" or "bytes", got ${JSON.stringify(choice)}`);
   const path = join(dir, "tokenizer.json");
   const text = await readOptional(path);
   if (text !== null) {
@@ -21,16 +37,9 @@ export async function loadTokenizer(dir: string, vocabSize: number): Promise<Tok
     }
     return tok;
   }
-  const cfgText = await readOptional(join(dir, "tokenizer_config.json"));
-  if (cfgText !== null) {
-    let cls: unknown;
-    try {
-      cls = (JSON.parse(cfgText) as { tokenizer_class?: unknown }).tokenizer_class;
-    } catch {
-      throw new TokenizerError(`${join(dir, "tokenizer_config.json")} is not valid JSON; restore it from the original model`);
-    }
-    if (cls === "ByT5Tokenizer") return new ByteTokenizer(vocabSize);
+  for (const name of ["tokenizer_config.json", "config.json"]) {
+    const file = join(dir, name);
+    if (tokenizerClass(await readOptional(file), file) === "ByT5Tokenizer") return new ByteTokenizer(vocabSize);
   }
   return null;
 }
-
