@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import * as ort from "onnxruntime-node";
 import { registerGenerate } from "./generate.js";
+import { registerEncode } from "./encode.js";
 import { ImagenError } from "../util/errors.js";
 
 const program = new Command();
@@ -27,6 +28,7 @@ program
   });
 
 registerGenerate(program);
+registerEncode(program);
 
 try {
   await program.parseAsync(process.argv);
