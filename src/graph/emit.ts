@@ -10,6 +10,13 @@ import type { Op } from "./ops.js";
 import { fmtShape, parseDim, type DType, type Dim, type Shape, type Tensor } from "./tensor.js";
 
 export const OPSET = 17;
+/** ORT's blocked-layout CPU kernels (ReorderInput, Conv, ReorderOutput); see lower-rules' convMaybeNchwc. */
+export const nchwcDomain = "com.microsoft.nchwc";
+
+export interface EmitOptions {
+  /** ORT's NCHWc channel block size on this CPU (8 or 16); 0 keeps every Conv plain. */
+  nchwcBlock?: number;
+}
 
 const onnxTypes: Record<DType, OnnxDataType> = { float32: OnnxDataType.FLOAT, int64: OnnxDataType.INT64, bool: OnnxDataType.BOOL };
 
@@ -22,6 +29,9 @@ export class EmitContext {
   private readonly smallConstants = new Map<string, string>();
   /** Where each symbolic dimension can be read at run time: an input name and an axis. */
   readonly symbols = new Map<string, { input: string; axis: number }>();
+  readonly domains = new Set<string>();
+
+  constructor(readonly nchwcBlock = 0) {}
 
   fresh(prefix: string): string {
     return `${prefix}_${this.counter++}`;
@@ -31,9 +41,10 @@ export class EmitContext {
     return onnxTypes[dtype];
   }
 
-  op(opType: string, inputs: readonly string[], attrs?: Record<string, OnnxAttr>): string {
+  op(opType: string, inputs: readonly string[], attrs?: Record<string, OnnxAttr>, domain?: string): string {
     const out = this.fresh(opType);
-    this.nodes.push({ opType, inputs, outputs: [out], name: out, attrs });
+    if (domain) this.domains.add(domain);
+    this.nodes.push({ opType, inputs, outputs: [out], name: out, attrs, domain });
     return out;
   }
 
@@ -126,8 +137,10 @@ function valueInfo(name: string, t: { shape: Shape; dtype: DType }): OnnxValueIn
 }
 
 /** Lowers the graph computing `outputs` (named by the keys) to ONNX; `declaredInputs` are kept even if unused. */
-export function emitModel(outputs: Record<string, Tensor>, declaredInputs: readonly Tensor<"input">[] = []): EmittedModel {
-  const ctx = new EmitContext();
+export function emitModel(
+  outputs: Record<string, Tensor>, declaredInputs: readonly Tensor<"input">[] = [], options: EmitOptions = {},
+): EmittedModel {
+  const ctx = new EmitContext(options.nchwcBlock ?? 0);
   const order = topoSort(Object.values(outputs));
   const inputNodes = [...declaredInputs, ...order.filter((n): n is Tensor<"input"> => n.op === "input")];
   const byName = new Map<string, Tensor<"input">>();
@@ -158,7 +171,7 @@ export function emitModel(outputs: Record<string, Tensor>, declaredInputs: reado
       outputs: outInfos.map((o) => valueInfo(o.name, o)),
       initializers: ctx.initializers,
     },
-    { opset: OPSET, producer: "imagen-ts" },
+    { opset: OPSET, producer: "imagen-ts", extraOpsets: [...ctx.domains].map((domain) => ({ domain, version: 1 })) },
   );
   return { bytes, inputs: inInfos, outputs: outInfos, nodeCount: ctx.nodes.length };
 }

@@ -2,7 +2,7 @@
 // the value holding its result. Performance-sensitive choices (conv gradients) are made here.
 import type { Conv2dGeometry, Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
-import type { EmitContext } from "./emit.js";
+import { nchwcDomain, type EmitContext } from "./emit.js";
 import type { Tensor } from "./tensor.js";
 
 export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
@@ -30,6 +30,32 @@ function ctxInts(v: readonly number[]) {
   return { type: "ints" as const, value: v };
 }
 
+/** The smallest image (H * W) for which an explicit NCHWc conv beats ORT's plain Conv here (measured: 1.2-1.7x
+ * at 32x32 and 64x64; slower at 16x16 and below, where the per-step filter reorder weighs more). */
+const nchwcMinPixels = 1024;
+
+/**
+ * A Conv whose weights are computed in the graph (a training step's parameter inputs). ORT's own NCHWc
+ * rewrite only fires for constant weights; here the blocked layout is spelled out instead: the input
+ * reordered to NCHWc, the filter reordered to OIHWBiBo by a Reshape/Transpose, the com.microsoft.nchwc
+ * Conv, and the output reordered back. Falls back to a plain Conv when the shapes do not suit it.
+ */
+function convMaybeNchwc(
+  ctx: EmitContext, ins: readonly string[], attrs: ReturnType<typeof convAttrs>, x: Tensor, weight: Tensor, wShape: readonly number[],
+): string {
+  const b = ctx.nchwcBlock;
+  const [o, c, kh, kw] = wShape;
+  const [h, w] = [x.shape[2], x.shape[3]];
+  const suits = b > 0 && attrs.group.value === 1 && c % b === 0 && o % b === 0 && typeof h === "number" && typeof w === "number"
+    && h * w >= nchwcMinPixels && weight.op !== "constant";
+  if (!suits) return ctx.op("Conv", ins, attrs);
+  const w6 = ctx.op("Reshape", [ins[1], ctx.constI64([o / b, b, c / b, b, kh, kw])]);
+  const wr = ctx.op("Reshape", [ctx.op("Transpose", [w6], { perm: ctxInts([0, 2, 4, 5, 3, 1]) }), ctx.constI64([o, c, kh, kw])]);
+  const xr = ctx.op("ReorderInput", [ins[0]], undefined, nchwcDomain);
+  const yr = ctx.op("Conv", [xr, wr, ...ins.slice(2)], attrs, nchwcDomain);
+  return ctx.op("ReorderOutput", [yr], { channels: { type: "int", value: o } }, nchwcDomain);
+}
+
 /** Input gradient of a conv: a plain Conv with flipped, transposed weights when that is legal (faster than ConvTranspose). */
 const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
   const g = node.attrs;
@@ -40,7 +66,9 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
   if (unit && g.groups === 1 && flipPads.every((p) => p >= 0)) {
     const wT = ctx.op("Transpose", [w], { perm: ctxInts([1, 0, 2, 3]) });
     const wF = ctx.op("Slice", [wT, ctx.constI64([-1, -1]), ctx.constI64([-kh - 1, -kw - 1]), ctx.constI64([2, 3]), ctx.constI64([-1, -1])]);
-    return ctx.op("Conv", [dy, wF], { ...convAttrs({ ...g, pad: flipPads as unknown as Conv2dGeometry["pad"] }, [kh, kw]) });
+    const attrs = convAttrs({ ...g, pad: flipPads as unknown as Conv2dGeometry["pad"] }, [kh, kw]);
+    const [o, c] = wt.shape as number[];
+    return convMaybeNchwc(ctx, [dy, wF], attrs, node.inputs[0], wt, [c, o, kh, kw]);
   }
   const dyShape = node.inputs[0].shape;
   const natural = [0, 1].map((a) => g.stride[a] * ((dyShape[2 + a] as number) - 1) + (([kh, kw][a] - 1) * g.dilation[a] + 1) - g.pad[a] - g.pad[a + 2]);
@@ -120,7 +148,10 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   where: (ctx, _n, ins) => ctx.op("Where", ins),
   cast: (ctx, n, ins) => ctx.op("Cast", ins, { to: { type: "int", value: ctx.onnxType(n.attrs.to) } }),
   matmul: (ctx, _n, ins) => ctx.op("MatMul", ins),
-  conv: (ctx, n, ins) => ctx.op("Conv", ins, convAttrs(n.attrs, [n.inputs[1].shape[2] as number, n.inputs[1].shape[3] as number])),
+  conv: (ctx, n, ins) => {
+    const wShape = n.inputs[1].shape as number[];
+    return convMaybeNchwc(ctx, ins, convAttrs(n.attrs, wShape.slice(2)), n.inputs[0], n.inputs[1], wShape);
+  },
   convTranspose: lowerConvTranspose,
   convWeightGrad: lowerConvWeightGrad,
   reduceSum: (ctx, n, [x]) => ctx.op("ReduceSum", [x, ctx.constI64(n.attrs.axes)], { keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),

@@ -1,6 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compile, providerAvailable } from "./session.js";
+import { compile, nchwcBlockSize, providerAvailable } from "./session.js";
+import { grad } from "../graph/autodiff.js";
+import type { Tensor } from "../graph/tensor.js";
+import { Rng } from "../util/rng.js";
 import * as g from "../graph/ops-basic.js";
 import { ValueError } from "../util/errors.js";
 
@@ -49,4 +52,35 @@ test("an execution provider that cannot start gives an error that names it and t
   } catch (e) {
     assert.ok(e instanceof ValueError && /execution provider "webgpu" could not start/.test(e.message) && /use provider "cpu"/.test(e.message), String(e));
   }
+});
+
+test("convs with computed weights use ORT's NCHWc kernels where the CPU has them, with the plain Conv's values", async () => {
+  const block = await nchwcBlockSize();
+  const specs = { x: { shape: [2, 16, 32, 32] }, w: { shape: [32, 16, 3, 3] }, b: { shape: [32] }, r: { shape: [2, 32, 32, 32] } };
+  const fn = ({ x, w, b, r }: Record<string, Tensor>) => {
+    const y = g.conv2d(x, w, b, { padding: 1 });
+    const [dx] = grad(g.sum(g.mul(y, r)), [x]); // the input gradient: a Conv with flipped, transposed weights
+    return { y, dx };
+  };
+  const rng = new Rng(3);
+  const draw = (shape: number[]) => ({ data: rng.normal(shape.reduce((a, d) => a * d, 1)), shape });
+  const feeds = { x: draw(specs.x.shape), w: draw(specs.w.shape), b: draw(specs.b.shape), r: draw(specs.r.shape) };
+  const blocked = await compile(fn, specs, { nchwc: true });
+  const plain = await compile(fn, specs, { nchwc: false });
+  const ops = (m: typeof blocked) => new TextDecoder("latin1").decode(m.model.bytes);
+  assert.ok(!ops(plain).includes("ReorderInput"));
+  const reorders = new Set(ops(blocked).match(/ReorderInput_\d+/g) ?? []).size;
+  if (block > 0) assert.equal(reorders, 2, "both the conv and its input gradient are blocked");
+  const [a, p] = [await blocked.run(feeds), await plain.run(feeds)];
+  for (const k of ["y", "dx"] as const) {
+    let err = 0;
+    let scale = 0;
+    for (let i = 0; i < p[k].data.length; i++) {
+      err = Math.max(err, Math.abs((a[k].data[i] as number) - (p[k].data[i] as number)));
+      scale = Math.max(scale, Math.abs(p[k].data[i] as number));
+    }
+    assert.ok(err <= 1e-5 * scale, `${k}: blocked and plain convs differ by ${err} (scale ${scale})`);
+  }
+  blocked.dispose();
+  plain.dispose();
 });
