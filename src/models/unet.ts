@@ -6,7 +6,7 @@ import type { Rng } from "../util/rng.js";
 import { silu } from "../graph/composite.js";
 import { add, concat, mul } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
-import { Conv2d, GroupNorm, LayerNorm } from "../nn/layers.js";
+import { Conv2d, GroupNorm, LayerNorm, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { AttnBlock, Downsample, groupsFor, ResBlock, Upsample, type TextAttention } from "./blocks.js";
 import { TextPool, TimeEmbedding, type TextPooling } from "./embeddings.js";
@@ -24,6 +24,11 @@ export interface UNetConfig {
   attnLevels: number[];
   headDim: number;
   textDim: number;
+  /**
+   * Project the layer-normed text sequence once to this width before pooling and attention (as
+   * imagen-pytorch does); without it every attention layer projects the encoder's full width.
+   */
+  textProjDim?: number;
   textAttention: TextAttention;
   selfAttention: boolean;
   textPooling: TextPooling;
@@ -51,6 +56,7 @@ export function checkUNetConfig(c: UNetConfig): void {
     throw bad("numResBlocks", c.numResBlocks, `${levels} integers >= 1 (one per level)`);
   }
   if (c.imageSize % 2 ** (levels - 1) !== 0) throw bad("imageSize", c.imageSize, `a multiple of ${2 ** (levels - 1)} for ${levels} levels`);
+  if (c.textProjDim !== undefined && !(Number.isInteger(c.textProjDim) && c.textProjDim >= 1)) throw bad("textProjDim", c.textProjDim, "an integer >= 1, or no key");
   if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
   for (const m of c.channelMults) {
     const ch = c.channels * m;
@@ -75,6 +81,7 @@ interface UpLevel {
 
 export class UNet extends Module {
   readonly timeEmb: TimeEmbedding; readonly augEmb: TimeEmbedding | null; readonly textNorm: LayerNorm; readonly textPool: TextPool;
+  readonly textProj: Linear | null;
   readonly convIn: Conv2d; readonly normOut: GroupNorm; readonly convOut: Conv2d;
   readonly levels: Level[] = []; readonly upLevels: UpLevel[] = [];
   readonly mid: { res1: ResBlock; attn: AttnBlock | null; res2: ResBlock };
@@ -90,10 +97,12 @@ export class UNet extends Module {
     this.timeEmb = this.addModule("time_emb", new TimeEmbedding(c.channels, cond, rng));
     this.augEmb = c.lowResCond ? this.addModule("aug_emb", new TimeEmbedding(c.channels, cond, rng)) : null;
     this.textNorm = this.addModule("text_norm", new LayerNorm(c.textDim));
-    this.textPool = this.addModule("text_pool", new TextPool(c.textDim, cond, c.textPooling, rng));
+    this.textProj = c.textProjDim ? this.addModule("text_proj", new Linear(c.textDim, c.textProjDim, rng)) : null;
+    const ctxDim = c.textProjDim ?? c.textDim;
+    this.textPool = this.addModule("text_pool", new TextPool(ctxDim, cond, c.textPooling, rng));
     this.convIn = this.addModule("conv_in", new Conv2d(c.inChannels * (c.lowResCond ? 2 : 1), c.channels, 3, rng, { padding: 1 }));
     const attnAt = (l: number, width: number, name: string) => c.attnLevels.includes(l)
-      ? this.addModule(name, new AttnBlock(width, rng, { heads: heads(width, c.headDim), textDim: c.textDim, text: c.textAttention, selfAttention: c.selfAttention }))
+      ? this.addModule(name, new AttnBlock(width, rng, { heads: heads(width, c.headDim), textDim: ctxDim, text: c.textAttention, selfAttention: c.selfAttention }))
       : null;
 
     const skips: number[] = [c.channels];
@@ -119,7 +128,7 @@ export class UNet extends Module {
     const midAttn = c.selfAttention || c.textAttention !== "none";
     this.mid = {
       res1: this.addModule("mid.res1", new ResBlock(cur, cur, cond, rng, c.dropout)),
-      attn: midAttn ? this.addModule("mid.attn", new AttnBlock(cur, rng, { heads: heads(cur, c.headDim), textDim: c.textDim, text: c.textAttention, selfAttention: c.selfAttention })) : null,
+      attn: midAttn ? this.addModule("mid.attn", new AttnBlock(cur, rng, { heads: heads(cur, c.headDim), textDim: ctxDim, text: c.textAttention, selfAttention: c.selfAttention })) : null,
       res2: this.addModule("mid.res2", new ResBlock(cur, cur, cond, rng, c.dropout)),
     };
     if (c.efficient) skips.shift(); // the efficient layout has one skip per level, not one for conv_in
@@ -149,7 +158,8 @@ export class UNet extends Module {
   forward(inp: UNetInputs, training = false): Tensor {
     const c = this.config;
     if (c.lowResCond && (!inp.lowRes || !inp.augLevel)) throw new ValueError("UNet: a super-resolution U-Net needs lowRes and augLevel inputs");
-    const text = this.textNorm.call(inp.text);
+    const normed = this.textNorm.call(inp.text);
+    const text = this.textProj ? this.textProj.call(normed) : normed;
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));
     let h = this.convIn.call(c.lowResCond && inp.lowRes ? concat([inp.x, inp.lowRes], 1) : inp.x);

@@ -4,7 +4,7 @@ import type { Rng } from "../util/rng.js";
 
 export function uniform(rng: Rng, n: number, bound: number): Float32Array {
   const u = rng.uniform(n);
-  for (let i = 0; i < n; i++) u[i] = (2 * u[i] - 1) * bound;
+  for (let i = 0; i < u.length; i++) u[i] = (2 * u[i] - 1) * bound;
   return u;
 }
 

@@ -4,8 +4,25 @@ import { ImagenError, ValueError } from "../util/errors.js";
 import { constant, input } from "../graph/build.js";
 import { type Tensor, withScope } from "../graph/tensor.js";
 
+let shapeOnlyDepth = 0;
+
+/**
+ * Builds modules whose parameters have shapes but no values (pass a ShapeOnlyRng): for counting the
+ * parameters and FLOPs of models too large to allocate, such as the paper's 2B-parameter base U-Net.
+ */
+export function shapeOnly<T>(build: () => T): T {
+  shapeOnlyDepth++;
+  try {
+    return build();
+  } finally {
+    shapeOnlyDepth--;
+  }
+}
+
 export class Parameter {
   private bound: Tensor | null = null;
+  /** The number of values (also for a shape-only parameter, whose `data` is empty). */
+  readonly size: number;
   constructor(
     public data: Float32Array,
     readonly shape: readonly number[],
@@ -15,11 +32,10 @@ export class Parameter {
     readonly decay = true,
   ) {
     const n = shape.reduce((p, d) => p * d, 1);
-    if (n !== data.length) throw new ValueError(`Parameter: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
-  }
-
-  get size(): number {
-    return this.data.length;
+    this.size = n;
+    if (n !== data.length && !(shapeOnlyDepth > 0 && data.length === 0)) {
+      throw new ValueError(`Parameter: shape [${shape.join(", ")}] needs ${n} values, got ${data.length}`);
+    }
   }
 
   /** The graph tensor standing for this parameter in the graph being built. */

@@ -126,3 +126,16 @@ export class ZeroRng extends Rng {
     return new Float32Array(n).fill(mean);
   }
 }
+
+/** Draws nothing: every array is empty. For building shape-only modules (nn/module.ts shapeOnly). */
+export class ShapeOnlyRng extends ZeroRng {
+  override words(): Uint32Array {
+    return new Uint32Array(0);
+  }
+  override uniform(): Float32Array {
+    return new Float32Array(0);
+  }
+  override normal(): Float32Array {
+    return new Float32Array(0);
+  }
+}
