@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerEncode } from "./encode.js";
+import { registerPretrainText } from "./pretrain-text.js";
 import { ImagenError } from "../util/errors.js";
 
 const program = new Command();
@@ -12,6 +13,7 @@ program.name("imagen").description("Imagen (text-to-image cascaded diffusion) in
 registerInfo(program);
 registerGenerate(program);
 registerEncode(program);
+registerPretrainText(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,60 @@
+// `imagen pretrain-text --out DIR [--seed N] ...`: the whole tiny-T5 recipe from one command (see
+// src/text/pretrain.ts). Events go to stdout as JSON lines (and to --log FILE), so a run can be plotted.
+import { appendFileSync, writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { ValueError } from "../util/errors.js";
+import { pretrainDefaults, pretrainText, type PretrainOptions } from "../text/pretrain.js";
+
+type Flags = Record<string, string | undefined> & { out: string; log?: string };
+
+const numeric: [flag: string, key: keyof PretrainOptions, help: string][] = [
+  ["seed", "seed", "seed of the tokenizer, init, data order and masks"],
+  ["steps", "steps", "optimizer steps"],
+  ["batch", "batch", "rows per step"],
+  ["length", "length", "tokens per packed row, </s> included"],
+  ["lr", "lr", "peak learning rate (AdamW, linear warmup, cosine to 10%)"],
+  ["warmup-steps", "warmupSteps", "warmup steps"],
+  ["vocab-size", "vocabSize", "tokenizer size (specials, 256 bytes, pieces, 32 sentinels)"],
+  ["d-model", "dModel", "width"],
+  ["num-layers", "numLayers", "encoder blocks"],
+  ["num-heads", "numHeads", "attention heads"],
+  ["d-kv", "dKv", "width per head"],
+  ["d-ff", "dFf", "feed-forward width"],
+  ["eval-every", "evalEvery", "steps between held-out evaluations (each also saves the folder)"],
+  ["eval-batches", "evalBatches", "held-out batches per evaluation"],
+  ["max-minutes", "maxMinutes", "stop and save after this many minutes (0: no limit)"],
+  ["threads", "threads", "ORT intra-op threads (default: all cores)"],
+];
+const camel = (flag: string) => flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+
+export function parsePretrainFlags(f: Flags): Partial<PretrainOptions> & { outDir: string } {
+  const o: Partial<PretrainOptions> & { outDir: string } = { outDir: f.out };
+  for (const [flag, key] of numeric) {
+    const v = f[camel(flag)];
+    if (v === undefined) continue;
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n)) throw new ValueError(`--${flag}: expected a number, got "${v}"`);
+    (o as Record<string, unknown>)[key] = n;
+  }
+  if (f.ffProj !== undefined) o.feedForwardProj = f.ffProj;
+  return o;
+}
+
+export function registerPretrainText(program: Command): void {
+  const cmd = program
+    .command("pretrain-text")
+    .description("pretrain a tiny T5 encoder (tokenizer + masked-span objective) on WordNet + Brown; writes a Hugging Face T5 folder")
+    .requiredOption("--out <dir>", "output folder (config.json, model.safetensors, tokenizer.json)")
+    .option("--log <file>", "also append the JSON-lines log to this file")
+    .option("--ff-proj <kind>", `feed_forward_proj (default ${pretrainDefaults.feedForwardProj})`);
+  for (const [flag, key, help] of numeric) cmd.option(`--${flag} <n>`, `${help} (default ${String(pretrainDefaults[key as keyof typeof pretrainDefaults] ?? "auto")})`);
+  cmd.action(async (flags: Flags) => {
+    const options = parsePretrainFlags(flags);
+    if (flags.log) writeFileSync(flags.log, "");
+    await pretrainText(options, (e) => {
+      const line = JSON.stringify(e);
+      process.stdout.write(line + "\n");
+      if (flags.log) appendFileSync(flags.log, line + "\n");
+    });
+  });
+}
