@@ -1,12 +1,14 @@
 // A cascade on disk (DESIGN.md section 3): `model_index.json` naming its parts, and one sub-folder per
-// part with `config.json` (class name, version, every hyper-parameter) and `model.safetensors`.
-import { mkdir, readFile, writeFile, rename } from "node:fs/promises";
-import { join } from "node:path";
+// part with `config.json` (class name, version, every hyper-parameter) and `model.safetensors`. The text encoder
+// is the WordEncoder stand-in or a Hugging Face T5 folder, embedded as `text_encoder/t5/` or referenced by path.
+import { copyFile, mkdir, readdir, readFile, writeFile, rename } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { ImagenError, ValueError } from "../util/errors.js";
 import { ZeroRng } from "../util/rng.js";
 import { fromFloat32, loadSafetensors, saveSafetensors, toFloat32 } from "../runtime/safetensors.js";
 import { UNet, checkUNetConfig, type UNetConfig } from "../models/unet.js";
 import { WordEncoder } from "../text/word-encoder.js";
+import { T5TextEncoder } from "../text/t5-encoder.js";
 import type { TextEncoder } from "../text/encoder.js";
 import { parameterizations, type Parameterization } from "../train/objective.js";
 import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
@@ -16,7 +18,15 @@ export class ModelFolderError extends ImagenError {}
 
 const FORMAT_VERSION = 1;
 
-export interface EncoderConfig { class: "WordEncoder"; dim: number; maxLength: number; seed: number }
+export interface WordEncoderConfig { class: "WordEncoder"; dim: number; maxLength: number; seed: number }
+/**
+ * A T5 encoder from a Hugging Face folder. `path` is absolute or relative to the `text_encoder` folder; saving
+ * with `embed: true` copies the folder to `text_encoder/t5/` so the model folder is self-contained.
+ */
+export interface T5EncoderFolderConfig { class: "T5TextEncoder"; type: "t5"; path: string; maxLength: number; embed?: boolean }
+export type EncoderConfig = WordEncoderConfig | T5EncoderFolderConfig;
+/** The files of a Hugging Face T5 folder that an encoder needs (shards are matched by name). */
+const t5FolderFile = /^(config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json)$/;
 export interface StageConfig { class: "UNet"; version: number; unet: UNetConfig; parameterization: Parameterization; schedule: ScheduleName }
 
 async function writeJson(path: string, value: unknown): Promise<void> {
@@ -45,7 +55,7 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
 export async function saveCascade(dir: string, encoder: EncoderConfig, stages: StageSpec[], dtype: "F32" | "F16" = "F32"): Promise<void> {
   await mkdir(dir, { recursive: true });
   await mkdir(join(dir, "text_encoder"), { recursive: true });
-  await writeJson(join(dir, "text_encoder", "config.json"), encoder);
+  await writeJson(join(dir, "text_encoder", "config.json"), await placeEncoder(join(dir, "text_encoder"), encoder));
   const names = stages.map((_, i) => `stage_${i}`);
   for (const [i, s] of stages.entries()) {
     const sub = join(dir, names[i]);
@@ -56,6 +66,37 @@ export async function saveCascade(dir: string, encoder: EncoderConfig, stages: S
     await saveSafetensors(join(sub, "model.safetensors"), tensors, { format: "imagen-ts", class: "UNet" });
   }
   await writeJson(join(dir, "model_index.json"), { _class_name: "ImagenCascade", version: FORMAT_VERSION, text_encoder: "text_encoder", stages: names });
+}
+
+/** Embeds (copies) or re-points a T5 folder for a cascade's text_encoder folder; returns the config to write. */
+async function placeEncoder(encDir: string, encoder: EncoderConfig): Promise<EncoderConfig> {
+  if (encoder.class !== "T5TextEncoder") return encoder;
+  const { embed, ...cfg } = encoder;
+  const source = resolve(encoder.path);
+  if (!embed) return { ...cfg, path: isAbsolute(encoder.path) ? encoder.path : relative(encDir, source) };
+  const target = join(encDir, "t5");
+  await mkdir(target, { recursive: true });
+  const files = (await readdir(source)).filter((f) => t5FolderFile.test(f));
+  if (!files.includes("config.json")) throw new ModelFolderError(`text encoder: ${source} has no config.json; embed a Hugging Face T5 folder (config.json, model.safetensors, tokenizer.json)`);
+  for (const f of files) await copyFile(join(source, f), join(target, f));
+  return { ...cfg, path: "t5" };
+}
+
+/** The cascade's text encoder from its config.json (WordEncoder, or a T5 folder loaded with T5TextEncoder). */
+async function loadEncoder(encDir: string, enc: Record<string, unknown>): Promise<TextEncoder> {
+  const what = "text encoder config";
+  if (enc.class === "WordEncoder") {
+    return new WordEncoder(field(enc, "dim", isNum, what, "a number"), field(enc, "maxLength", isNum, what, "a number"), field(enc, "seed", isNum, what, "a number"));
+  }
+  if (enc.class !== "T5TextEncoder") throw new ModelFolderError(`${what}: class expected "WordEncoder" or "T5TextEncoder", got ${JSON.stringify(enc.class)}`);
+  if (enc.type !== "t5") throw new ModelFolderError(`${what}: field "type" expected "t5", got ${JSON.stringify(enc.type)}`);
+  const path = field(enc, "path", (v): v is string => typeof v === "string" && v !== "", what, "a folder path (absolute, or relative to the text_encoder folder)");
+  const maxLength = field(enc, "maxLength", isNum, what, "a number");
+  try {
+    return await T5TextEncoder.load(resolve(encDir, path), { maxLength });
+  } catch (e) {
+    throw new ModelFolderError(`${what}: the T5 folder ${resolve(encDir, path)} does not load: ${(e as Error).message}`);
+  }
 }
 
 function field<T>(obj: Record<string, unknown>, key: string, ok: (v: unknown) => v is T, what: string, want: string): T {
@@ -76,8 +117,7 @@ export async function loadCascade(dir: string): Promise<LoadedCascade> {
   const stageNames = field(index, "stages", isStrArr, "model_index.json", "a list of sub-folder names");
   const encName = field(index, "text_encoder", (v): v is string => typeof v === "string" && /^[\w.-]+$/.test(v), "model_index.json", "a sub-folder name");
   const enc = await readJson(join(dir, encName, "config.json"), "text encoder");
-  if (enc.class !== "WordEncoder") throw new ModelFolderError(`text encoder config: class expected "WordEncoder", got ${JSON.stringify(enc.class)}`);
-  const encoder = new WordEncoder(field(enc, "dim", isNum, "text encoder config", "a number"), field(enc, "maxLength", isNum, "text encoder config", "a number"), field(enc, "seed", isNum, "text encoder config", "a number"));
+  const encoder = await loadEncoder(join(dir, encName), enc);
   const stages: StageSpec[] = [];
   for (const name of stageNames) {
     const what = `${name}/config.json`;
