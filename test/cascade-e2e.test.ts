@@ -32,7 +32,7 @@ const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 test("a tiny cascade learns colours from captions and renders held-out combinations", async () => {
   const encoder = new WordEncoder(32, 8);
-  const common = { encoder, dataset: data, lr: 2e-3, warmupSteps: 20, parameterization: "v" as const, minSnrGamma: 5 };
+  const common = { encoder, dataset: data, lr: 2e-3, warmupSteps: 20, lrDecay: "constant" as const, parameterization: "v" as const, minSnrGamma: 5 };
   const t0 = performance.now();
   const baseNet = new UNet(base, new Rng(1));
   const b = await trainStage({ ...common, unet: baseNet, steps: 300, batch: 16, seed: 1 });

@@ -10,10 +10,10 @@ import type { UNet } from "../models/unet.js";
 export type Parameterization = "eps" | "v" | "x0";
 export const parameterizations: readonly Parameterization[] = ["eps", "v", "x0"];
 
-/** The batch inputs of a stage's training graph, with a symbolic batch "B". */
-export function objectiveInputs(unet: UNet, textLen: number): Record<string, InputSpec> {
+/** The batch inputs of a stage's training graph, with a symbolic batch "B"; `size` for training on crops. */
+export function objectiveInputs(unet: UNet, textLen: number, size = unet.config.imageSize): Record<string, InputSpec> {
   const c = unet.config;
-  const img = { shape: ["B", c.inChannels, c.imageSize, c.imageSize] };
+  const img = { shape: ["B", c.inChannels, size, size] };
   const specs: Record<string, InputSpec> = {
     x0: img, noise: img, alpha: { shape: ["B"] }, sigma: { shape: ["B"] }, t: { shape: ["B"] }, weight: { shape: ["B"] },
     text: { shape: ["B", textLen, c.textDim] }, mask: { shape: ["B", textLen] },

@@ -22,7 +22,7 @@ test("resuming from a checkpoint gives the same losses as an uninterrupted run (
     const common = { encoder: new WordEncoder(32, 6), dataset: toy, batch: 4, lr: 1e-3, seed: 3, lowResSize: sr ? 8 : undefined, emaDecay: 0.9 };
     const full = await trainStage({ ...common, unet: new UNet(c, new Rng(0)), steps: 6 });
     full.trainer.dispose();
-    const first = await trainStage({ ...common, unet: new UNet(c, new Rng(0)), steps: 3, checkpointDir: dir, checkpointEvery: 3 });
+    const first = await trainStage({ ...common, unet: new UNet(c, new Rng(0)), steps: 6, stopAt: 3, checkpointDir: dir, checkpointEvery: 3 });
     first.trainer.dispose();
     const resumed = await trainStage({ ...common, unet: new UNet(c, new Rng(99)), steps: 6, checkpointDir: dir, checkpointEvery: 3 });
     resumed.trainer.dispose();

@@ -9,7 +9,7 @@ import type { UNet } from "../models/unet.js";
 import type { TextEncoder } from "../text/encoder.js";
 import type { HostTensor } from "../runtime/host.js";
 import { loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.js";
-import { lrSchedule } from "./lr.js";
+import { lrSchedule, type LrScheduleName } from "./lr.js";
 import { diffusionLoss, minSnrWeight, objectiveInputs, type Parameterization } from "./objective.js";
 import { TrainStep } from "./step.js";
 
@@ -29,9 +29,20 @@ export interface StageTrainOptions {
   /** Low-res input size for a super-resolution stage. */
   lowResSize?: number;
   steps: number;
+  /** Return after this step (checkpointing there), as an interrupted run would; the schedules still span `steps`. */
+  stopAt?: number;
   batch: number;
   lr: number;
   warmupSteps?: number;
+  /** Learning-rate decay after warmup; default cosine (to 0 at `steps`). */
+  lrDecay?: LrScheduleName;
+  /**
+   * Train on random cropSize x cropSize windows of the stage's images (the paper trains its SR stages on
+   * crops; the U-Net is convolutional, so it samples at full size). The low-res input is the matching window.
+   */
+  cropSize?: number;
+  /** Draw every step's images and captions from step 1's batch (noise and t still vary): a debugging mode. */
+  overfitOneBatch?: boolean;
   schedule?: ScheduleName;
   parameterization?: Parameterization;
   condDrop?: number;
@@ -44,6 +55,8 @@ export interface StageTrainOptions {
   checkpointEvery?: number;
   keep?: number;
   onLog?: (record: { step: number; loss: number; gradNorm: number; lr: number; imagesPerSecond: number }) => void;
+  /** Awaited after every step (and its checkpoint): e.g. periodic sample grids. */
+  onStep?: (step: number) => Promise<void>;
 }
 
 export interface StageTrainResult {
@@ -54,17 +67,33 @@ export interface StageTrainResult {
 /** Builds the batch of `step`: everything drawn from rng.split(step), so a resumed run sees the same data. */
 async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<string, { e: Float32Array; m: Float32Array }>) {
   const c = o.unet.config;
-  const [B, S, L, D] = [o.batch, c.imageSize, o.encoder.maxLength, o.encoder.dim];
+  const [B, full, L, D] = [o.batch, c.imageSize, o.encoder.maxLength, o.encoder.dim];
+  const S = o.cropSize ?? full;
   const rng = new Rng(o.seed ?? 0).split(`batch:${step}`);
   const x0 = new Float32Array(B * 3 * S * S);
   const text = new Float32Array(B * L * D), mask = new Float32Array(B * L);
   const [alpha, sigma, t, weight] = [0, 0, 0, 0].map(() => new Float32Array(B));
   const captions: string[] = [];
-  const indices = rng.words(B);
+  const indices = o.overfitOneBatch ? new Rng(o.seed ?? 0).split("batch:1").words(B) : rng.words(B);
+  // Crop corners on the low-res grid, so the low-res window is exact.
+  const factor = c.lowResCond ? full / (o.lowResSize as number) : 1;
+  const corners = rng.words(2 * B);
   for (let b = 0; b < B; b++) {
     const item = o.dataset.item(indices[b]);
     captions.push(item.caption);
-    x0.set(item.image(S), b * 3 * S * S);
+    const img = item.image(full);
+    if (S === full) {
+      x0.set(img, b * 3 * S * S);
+      continue;
+    }
+    const cells = (full - S) / factor + 1;
+    const [y0, x0c] = [(corners[2 * b] % cells) * factor, (corners[2 * b + 1] % cells) * factor];
+    for (let ch = 0; ch < 3; ch++) {
+      for (let y = 0; y < S; y++) {
+        const src = (ch * full + y0 + y) * full + x0c;
+        x0.set(img.subarray(src, src + S), ((b * 3 + ch) * S + y) * S);
+      }
+    }
   }
   const missing = [...new Set(captions.filter((cap) => !textCache.has(cap)))];
   if (missing.length > 0) {
@@ -88,7 +117,7 @@ async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<stri
     text: { data: text, shape: [B, L, D] }, mask: { data: mask, shape: [B, L] },
   };
   if (c.lowResCond) {
-    const low = o.lowResSize as number;
+    const low = S / factor;
     const lowImgs = new Float32Array(B * 3 * low * low);
     for (let b = 0; b < B; b++) lowImgs.set(downsampleArea(x0.subarray(b * 3 * S * S, (b + 1) * 3 * S * S), 3, S, S / low), b * 3 * low * low);
     const levels = Array.from(rng.uniform(B));
@@ -104,15 +133,21 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
   if (c.lowResCond && !(o.lowResSize && c.imageSize % o.lowResSize === 0)) {
     throw new ValueError(`trainStage lowResSize: a super-resolution stage needs a size dividing ${c.imageSize}, got ${o.lowResSize}`);
   }
+  if (o.cropSize !== undefined) {
+    const factor = c.lowResCond ? c.imageSize / (o.lowResSize as number) : 1;
+    if (!(Number.isInteger(o.cropSize) && o.cropSize >= 8 && o.cropSize <= c.imageSize && o.cropSize % factor === 0 && o.cropSize % 2 ** (c.channelMults.length - 1) === 0)) {
+      throw new ValueError(`trainStage cropSize: expected an integer from 8 to ${c.imageSize} divisible by ${factor} and by ${2 ** (c.channelMults.length - 1)}, got ${o.cropSize}`);
+    }
+  }
   if (c.textDim !== o.encoder.dim) throw new ValueError(`trainStage: the U-Net expects text width ${c.textDim}, the encoder gives ${o.encoder.dim}`);
   const param = o.parameterization ?? "eps";
   const trainer = await TrainStep.create({
-    model: o.unet, batch: objectiveInputs(o.unet, o.encoder.maxLength),
+    model: o.unet, batch: objectiveInputs(o.unet, o.encoder.maxLength, o.cropSize),
     loss: (b) => diffusionLoss(o.unet, b, param),
     optimizer: { lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay },
     seed: o.seed,
   });
-  const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps ?? 0, o.steps), totalSteps: o.steps, schedule: "constant" });
+  const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps ?? 0, o.steps), totalSteps: o.steps, schedule: o.lrDecay ?? "cosine" });
   const losses: number[] = [];
   if (o.checkpointDir) {
     const found = await loadLatestCheckpoint(o.checkpointDir);
@@ -125,14 +160,15 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
     }
   }
   const textCache = new Map<string, { e: Float32Array; m: Float32Array }>();
-  while (trainer.stepCount < o.steps) {
+  const last = Math.min(o.steps, o.stopAt ?? o.steps);
+  while (trainer.stepCount < last) {
     const step = trainer.stepCount + 1;
     const t0 = performance.now();
     const feeds = await makeBatch(o, step, textCache);
     const r = await trainer.step(feeds as never, lrAt(step));
     losses.push(r.loss);
     o.onLog?.({ step, loss: r.loss, gradNorm: r.gradNorm, lr: lrAt(step), imagesPerSecond: o.batch / ((performance.now() - t0) / 1000) });
-    if (o.checkpointDir && (step % (o.checkpointEvery ?? 100) === 0 || step === o.steps)) {
+    if (o.checkpointDir && (step % (o.checkpointEvery ?? 100) === 0 || step === last)) {
       const st = trainer.state();
       const asGroup = (m: Map<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, { shape: [v.length], data: v }]));
       await saveCheckpoint(o.checkpointDir, step, {
@@ -140,6 +176,7 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
         state: { step, rng: st.rng, losses },
       }, { keep: o.keep ?? 3 });
     }
+    await o.onStep?.(step);
   }
   return { losses, trainer: trainer as unknown as TrainStep<Record<string, never>> };
 }
