@@ -10,6 +10,7 @@ import type { Thresholding } from "../diffusion/guidance.js";
 import { Cascade } from "../pipeline/cascade.js";
 import { loadCascade } from "../pipeline/model-folder.js";
 import { progressReporter } from "./progress.js";
+import { trainingWarnings } from "./train.js";
 
 export interface GenerateFlags {
   model: string; steps?: string; guidance: string; seed: string; negative?: string; sampler: string;
@@ -46,6 +47,7 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
   const steps = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
   const thresholding = parseThresholding(f.thresholding);
   const { encoder, stages } = await loadCascade(f.model);
+  for (const w of await trainingWarnings(f.model)) process.stderr.write(`warning: ${w}\n`);
   const cascade = new Cascade(encoder, stages);
   const progress = progressReporter(f.json === true);
   try {

@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
+import { registerTrain } from "./train.js";
 import { registerEncode } from "./encode.js";
 import { registerPretrainText } from "./pretrain-text.js";
 import { ImagenError } from "../util/errors.js";
@@ -12,6 +13,7 @@ program.name("imagen").description("Imagen (text-to-image cascaded diffusion) in
 
 registerInfo(program);
 registerGenerate(program);
+registerTrain(program);
 registerEncode(program);
 registerPretrainText(program);
 

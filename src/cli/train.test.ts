@@ -1,0 +1,91 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runTrain, trainingWarnings } from "./train.js";
+import { runGenerate } from "./generate.js";
+import { TrainConfigError } from "../train/train-config.js";
+import { DatasetError, jsonlDataset } from "../data/datasets.js";
+import { imageToPng } from "../data/png.js";
+
+const unet = {
+  imageSize: 8, inChannels: 3, outChannels: 3, channels: 8, channelMults: [1, 2], numResBlocks: [1, 1], attnLevels: [1],
+  headDim: 8, textDim: 8, textAttention: "concat", selfAttention: true, textPooling: "attention", efficient: false, lowResCond: false, dropout: 0,
+};
+const config = (output: string, extra: Record<string, unknown> = {}) => ({
+  output, seed: 1, textEncoder: { class: "WordEncoder", dim: 8, maxLength: 6 }, dataset: { kind: "toy", seed: 2 },
+  stages: [
+    { unet, steps: 4, batch: 2, lr: 1e-3, checkpointEvery: 2, sampleEvery: 2, sampleItems: 2, emaDecay: 0.9 },
+    { unet: { ...unet, imageSize: 16, efficient: true, lowResCond: true }, parameterization: "v", steps: 2, batch: 2, lr: 1e-3, cropSize: 8 },
+  ],
+  ...extra,
+});
+
+test("imagen train: each stage resumes from its checkpoint, logs JSON lines, writes sample grids, then assembles a model generate loads", async () => {
+  const root = await mkdtemp(join(tmpdir(), "imagen-train-"));
+  const file = join(root, "train.json");
+  await writeFile(file, JSON.stringify(config("run")));
+  const part = await runTrain({ config: file, stage: "0", json: true, stopAt: "2" });
+  assert.equal(part.losses.length, 2);
+  assert.equal(part.modelDir, null);
+  const whole = await runTrain({ config: file, stage: "0", json: true });
+  assert.equal(whole.losses.length, 4, "resumed from step 2");
+  assert.equal(whole.modelDir, null, "stage 1 is not trained yet");
+  const log = (await readFile(join(root, "run", "stage_0", "train.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(log.map((r) => r.step), [1, 2, 3, 4]);
+  assert.ok(log.every((r) => Number.isFinite(r.loss) && r.etaSeconds >= 0));
+  assert.deepEqual(await readdir(join(root, "run", "stage_0", "samples")), ["step_0000002.png", "step_0000004.png"]);
+  assert.ok((await readdir(join(root, "run", "text-cache"))).length > 0, "text embeddings cached on disk");
+  const sr = await runTrain({ config: file, stage: "1", json: true });
+  assert.equal(sr.modelDir, join(root, "run", "model"));
+  const out = await runGenerate("a red square", {
+    model: sr.modelDir as string, out: join(root, "out"), guidance: "2", seed: "1", sampler: "ddim", thresholding: "dynamic", augLevel: "0.1", batch: "1", steps: "2", json: true,
+  });
+  assert.equal(out.length, 1);
+  assert.ok(existsSync(join(sr.modelDir as string, "stage_0", "training.json")));
+  await rm(root, { recursive: true });
+});
+
+test("a model whose training loss never dropped gets a warning at generation", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "imagen-warn-"));
+  await mkdir(join(dir, "stage_0"));
+  await mkdir(join(dir, "stage_1"));
+  await writeFile(join(dir, "stage_0", "training.json"), JSON.stringify({ steps: 100, lossStart: 1, lossEnd: 0.2 }));
+  await writeFile(join(dir, "stage_1", "training.json"), JSON.stringify({ steps: 100, lossStart: 1, lossEnd: 0.98 }));
+  const w = await trainingWarnings(dir);
+  assert.equal(w.length, 1);
+  assert.match(w[0], /stage 1 .* loss never dropped \(1\.0000 -> 0\.9800\)/);
+  await rm(dir, { recursive: true });
+});
+
+test("bad training configs and datasets are refused with the field and the fix", async () => {
+  const root = await mkdtemp(join(tmpdir(), "imagen-badcfg-"));
+  const file = join(root, "c.json");
+  const expectBad = async (cfg: unknown, re: RegExp, stage = "0") => {
+    await writeFile(file, typeof cfg === "string" ? cfg : JSON.stringify(cfg));
+    await assert.rejects(() => runTrain({ config: file, stage, json: true }), (e: Error) => re.test(e.message) || assert.fail(e.message));
+  };
+  await expectBad("{ not json", /cannot read it as JSON/);
+  await expectBad({ ...config("r"), output: 3 }, /"output" expected a folder path/);
+  await expectBad({ ...config("r"), stages: [{ unet: "imagen-xl", steps: 1 }] }, /"stages\[0\]\.unet" expected a preset \(imagen-base-64/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 0 }] }, /"stages\[0\]\.steps" expected an integer >= 1, got 0/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 1, lr: "fast" }] }, /"stages\[0\]\.lr" expected a number in \(0, 1\)/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 1 }, { unet, steps: 1 }] }, /"stages\[1\]\.unet" expected a super-resolution U-Net/);
+  await expectBad(config("r"), /--stage: expected an integer from 0 to 1, got "5"/, "5");
+  await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of toy, jsonl/);
+  await assert.rejects(() => runTrain({ config: file, stage: "0", json: true }), TrainConfigError);
+  // A user's JSONL dataset: a corrupt image or a bad line names the file, the line and the fix.
+  const good = imageToPng(new Float32Array(3 * 4 * 6).fill(0.5), 4, 6);
+  await writeFile(join(root, "a.png"), good);
+  await writeFile(join(root, "bad.png"), good.slice(0, 30));
+  await writeFile(join(root, "d.jsonl"), `{"image": "a.png", "caption": "a grey thing"}\n\n{"image": "bad.png", "caption": "broken"}\n`);
+  const ds = jsonlDataset(join(root, "d.jsonl"));
+  assert.equal(ds.size, 2);
+  assert.equal(ds.item(0).image(4).length, 3 * 4 * 4);
+  assert.throws(() => ds.item(1).image(4), (e: Error) => e instanceof DatasetError && /d\.jsonl line 3: image .*bad\.png does not load/.test(e.message));
+  await writeFile(join(root, "e.jsonl"), `{"image": "a.png"}\n`);
+  assert.throws(() => jsonlDataset(join(root, "e.jsonl")), /e\.jsonl line 1: expected \{"image": "file\.png", "caption": "non-empty text"\}/);
+  await rm(root, { recursive: true });
+});

@@ -1,0 +1,116 @@
+// The training config of `imagen train --config FILE --stage N`: one JSON file describing the text
+// encoder, the dataset and every stage of a cascade, validated up front with errors that name the field.
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { ImagenError } from "../util/errors.js";
+import { checkUNetConfig, type UNetConfig } from "../models/unet.js";
+import { presetByName, presets } from "../models/presets.js";
+import { parameterizations, type Parameterization } from "./objective.js";
+import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
+import { lrSchedules, type LrScheduleName } from "./lr.js";
+
+export class TrainConfigError extends ImagenError {}
+
+export type EncoderSpec = { class: "WordEncoder"; dim: number; maxLength: number; seed: number } | { class: "T5TextEncoder"; path: string; maxLength: number };
+export type DatasetSpec = { kind: "toy"; seed: number } | { kind: "jsonl"; path: string };
+
+export interface StageTrainSpec {
+  unet: UNetConfig; parameterization: Parameterization; schedule: ScheduleName;
+  steps: number; batch: number; lr: number; warmupSteps: number; lrDecay: LrScheduleName;
+  minSnrGamma?: number; emaDecay?: number; clipNorm: number; weightDecay: number; condDrop: number; cropSize?: number;
+  checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
+}
+
+export interface TrainConfig { file: string; output: string; seed: number; textEncoder: EncoderSpec; dataset: DatasetSpec; stages: StageTrainSpec[] }
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export function parseTrainConfig(file: string): TrainConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new TrainConfigError(`train config ${file}: cannot read it as JSON (${(e as Error).message}); see README "Train your own" for an example`);
+  }
+  const bad = (field: string, want: string, got: unknown) =>
+    new TrainConfigError(`train config ${file}: "${field}" expected ${want}, got ${JSON.stringify(got)}`);
+  if (!isObj(raw)) throw bad("(top level)", "an object", raw);
+  const base = dirname(resolve(file));
+  const path = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const num = (o: Obj, key: string, field: string, ok: (n: number) => boolean, want: string, dflt?: number): number => {
+    const v = o[key] ?? dflt;
+    if (typeof v !== "number" || !ok(v)) throw bad(field, want, o[key]);
+    return v;
+  };
+  const int = (n: number) => Number.isInteger(n);
+  const str = (o: Obj, key: string, field: string, choices?: readonly string[], dflt?: string): string => {
+    const v = o[key] ?? dflt;
+    if (typeof v !== "string" || v === "" || (choices && !choices.includes(v))) throw bad(field, choices ? `one of ${choices.join(", ")}` : "a non-empty string", o[key]);
+    return v;
+  };
+  if (typeof raw.output !== "string" || raw.output === "") throw bad("output", "a folder path", raw.output);
+  const seed = num(raw, "seed", "seed", (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer", 0);
+
+  const te = raw.textEncoder;
+  if (!isObj(te)) throw bad("textEncoder", `{"class": "WordEncoder", ...} or {"class": "T5TextEncoder", "path": ...}`, te);
+  const cls = str(te, "class", "textEncoder.class", ["WordEncoder", "T5TextEncoder"]);
+  const maxLength = num(te, "maxLength", "textEncoder.maxLength", (n) => int(n) && n >= 1 && n <= 512, "an integer from 1 to 512", cls === "WordEncoder" ? 16 : 128);
+  const textEncoder: EncoderSpec = cls === "WordEncoder"
+    ? { class: "WordEncoder", dim: num(te, "dim", "textEncoder.dim", (n) => int(n) && n >= 2 && n % 2 === 0, "an even integer >= 2", 64), maxLength, seed: num(te, "seed", "textEncoder.seed", (n) => int(n) && n >= 0, "an integer >= 0", 0) }
+    : { class: "T5TextEncoder", path: path(str(te, "path", "textEncoder.path")), maxLength };
+
+  const ds = raw.dataset;
+  if (!isObj(ds)) throw bad("dataset", `{"kind": "toy", "seed": 0} or {"kind": "jsonl", "path": "train.jsonl"}`, ds);
+  const kind = str(ds, "kind", "dataset.kind", ["toy", "jsonl"]);
+  const dataset: DatasetSpec = kind === "toy"
+    ? { kind: "toy", seed: num(ds, "seed", "dataset.seed", (n) => int(n) && n >= 0, "an integer >= 0", 0) }
+    : { kind: "jsonl", path: path(str(ds, "path", "dataset.path")) };
+
+  if (!Array.isArray(raw.stages) || raw.stages.length === 0) throw bad("stages", "a non-empty list of stage objects", raw.stages);
+  const stages = raw.stages.map((s: unknown, i: number): StageTrainSpec => {
+    const f = (k: string) => `stages[${i}].${k}`;
+    if (!isObj(s)) throw bad(`stages[${i}]`, "an object", s);
+    let unet: UNetConfig;
+    if (typeof s.unet === "string") {
+      if (!presets[s.unet]) throw bad(f("unet"), `a preset (${Object.keys(presets).join(", ")}) or a U-Net config object`, s.unet);
+      unet = presetByName(s.unet);
+    } else if (isObj(s.unet)) {
+      unet = s.unet as unknown as UNetConfig;
+      try {
+        checkUNetConfig(unet);
+      } catch (e) {
+        throw new TrainConfigError(`train config ${file}: "${f("unet")}": ${(e as Error).message}`);
+      }
+    } else throw bad(f("unet"), "a preset name or a U-Net config object", s.unet);
+    if (isObj(s.unetOverrides)) unet = { ...unet, ...(s.unetOverrides as Partial<UNetConfig>) };
+    if (unet.lowResCond !== (i > 0)) throw bad(f("unet"), i === 0 ? "a base U-Net (lowResCond false)" : "a super-resolution U-Net (lowResCond true)", unet.lowResCond);
+    const steps = num(s, "steps", f("steps"), (n) => int(n) && n >= 1, "an integer >= 1");
+    return {
+      unet,
+      parameterization: str(s, "parameterization", f("parameterization"), parameterizations, "eps") as Parameterization,
+      schedule: str(s, "schedule", f("schedule"), scheduleNames, "cosine") as ScheduleName,
+      steps,
+      batch: num(s, "batch", f("batch"), (n) => int(n) && n >= 1 && n <= 4096, "an integer from 1 to 4096", 8),
+      lr: num(s, "lr", f("lr"), (n) => n > 0 && n < 1, "a number in (0, 1)", 1e-4),
+      warmupSteps: num(s, "warmupSteps", f("warmupSteps"), (n) => int(n) && n >= 0, "an integer >= 0", Math.min(1000, Math.floor(steps / 10))),
+      lrDecay: str(s, "lrDecay", f("lrDecay"), lrSchedules, "cosine") as LrScheduleName,
+      minSnrGamma: s.minSnrGamma === undefined ? undefined : num(s, "minSnrGamma", f("minSnrGamma"), (n) => n > 0, "a number > 0"),
+      emaDecay: s.emaDecay === undefined ? undefined : num(s, "emaDecay", f("emaDecay"), (n) => n > 0 && n < 1, "a number in (0, 1)"),
+      clipNorm: num(s, "clipNorm", f("clipNorm"), (n) => n > 0, "a number > 0", 1),
+      weightDecay: num(s, "weightDecay", f("weightDecay"), (n) => n >= 0 && n < 1, "a number in [0, 1)", 0),
+      condDrop: num(s, "condDrop", f("condDrop"), (n) => n >= 0 && n <= 1, "a number in [0, 1]", 0.1),
+      cropSize: s.cropSize === undefined ? undefined : num(s, "cropSize", f("cropSize"), (n) => int(n) && n >= 8 && n <= unet.imageSize, `an integer from 8 to ${unet.imageSize}`),
+      checkpointEvery: num(s, "checkpointEvery", f("checkpointEvery"), (n) => int(n) && n >= 1, "an integer >= 1", 500),
+      keep: num(s, "keep", f("keep"), (n) => int(n) && n >= 1, "an integer >= 1", 3),
+      sampleEvery: num(s, "sampleEvery", f("sampleEvery"), (n) => int(n) && n >= 0, "an integer >= 0 (0: never)", 0),
+      sampleItems: num(s, "sampleItems", f("sampleItems"), (n) => int(n) && n >= 1 && n <= 64, "an integer from 1 to 64", 4),
+    };
+  });
+  stages.forEach((s, i) => {
+    if (i > 0 && s.unet.imageSize % stages[i - 1].unet.imageSize !== 0) {
+      throw bad(`stages[${i}].unet.imageSize`, `a multiple of stage ${i - 1}'s ${stages[i - 1].unet.imageSize}`, s.unet.imageSize);
+    }
+  });
+  return { file, output: path(raw.output), seed, textEncoder, dataset, stages };
+}
