@@ -47,6 +47,11 @@ export class T5Attention extends Module {
   readonly v: Linear;
   readonly o: Linear;
   readonly relativeBias: Parameter | null;
+  /**
+   * The table is multiplied by this in the graph (1 at inference). Pretraining stores table / scale and uses a
+   * large scale, so AdamW's absolute steps move these O(1) logits as fast as the rest (see pretrain.ts).
+   */
+  biasScale = 1;
   constructor(readonly config: T5Config, hasRelativeBias: boolean, rng: Rng) {
     super();
     const { dModel, innerDim, numBuckets, numHeads } = config;
@@ -63,7 +68,8 @@ export class T5Attention extends Module {
   positionBias(buckets: Tensor): Tensor {
     if (!this.relativeBias) throw new Error("T5Attention.positionBias: only block 0 has the relative bias table");
     const [l] = buckets.shape;
-    const perPair = gather(this.relativeBias.t, buckets); // [L, L, H]
+    const table = this.biasScale === 1 ? this.relativeBias.t : mul(this.relativeBias.t, this.biasScale);
+    const perPair = gather(table, buckets); // [L, L, H]
     return reshape(transpose(perPair, [2, 0, 1]), [1, this.config.numHeads, l, l]);
   }
 
