@@ -20,6 +20,8 @@ export const presets: Record<string, UNetConfig> = {
   "imagen-sr-1024": { ...common, imageSize: 1024, channels: 128, channelMults: [1, 2, 4, 8], numResBlocks: [2, 4, 8, 5], attnLevels: [3], textDim: 4096, textProjDim: 1024, efficient: true, lowResCond: true, selfAttention: false, textAttention: "cross" },
   /** Small CPU presets. */
   "tiny-base-32": { ...common, imageSize: 32, channels: 64, channelMults: [1, 2, 3], numResBlocks: [1, 2, 2], attnLevels: [2], headDim: 32, textDim: 128, efficient: false, lowResCond: false },
+  /** 64 px, ~4 GFLOP per evaluation: the sampling benchmark's model. */
+  "tiny-base-64": { ...common, imageSize: 64, channels: 32, channelMults: [1, 2, 4], numResBlocks: [1, 2, 2], attnLevels: [2], headDim: 32, textDim: 128, efficient: false, lowResCond: false },
   "tiny-sr-128": { ...common, imageSize: 128, channels: 32, channelMults: [1, 2, 4, 4], numResBlocks: [1, 1, 2, 2], attnLevels: [3], headDim: 32, textDim: 128, efficient: true, lowResCond: true },
   "small-base-64": { ...common, imageSize: 64, channels: 128, channelMults: [1, 2, 3, 4], numResBlocks: [2, 2, 2, 2], attnLevels: [2, 3], textDim: 512, efficient: false, lowResCond: false },
 };
