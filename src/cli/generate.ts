@@ -11,10 +11,13 @@ import { Cascade } from "../pipeline/cascade.js";
 import { loadCascade } from "../pipeline/model-folder.js";
 import { progressReporter } from "./progress.js";
 import { trainingWarnings } from "./train.js";
+import { cachedEncoder } from "../text/embedding-cache.js";
 
 export interface GenerateFlags {
   model: string; steps?: string; guidance: string; seed: string; negative?: string; sampler: string;
   thresholding: string; augLevel: string; batch: string; out: string; json?: boolean;
+  /** A folder for the on-disk text-embedding cache (shared with `imagen train`'s). */
+  textCache?: string;
 }
 
 function num(name: string, v: string, check: (n: number) => boolean, range: string): number {
@@ -46,7 +49,9 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
   const augLevel = num("aug-level", f.augLevel, (n) => n >= 0 && n <= 1, "a number from 0 to 1");
   const steps = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
   const thresholding = parseThresholding(f.thresholding);
-  const { encoder, stages } = await loadCascade(f.model);
+  const loaded = await loadCascade(f.model);
+  const stages = loaded.stages;
+  const encoder = f.textCache ? cachedEncoder(loaded.encoder, f.textCache, (m) => process.stderr.write(`warning: ${m}\n`)) : loaded.encoder;
   for (const w of await trainingWarnings(f.model)) process.stderr.write(`warning: ${w}\n`);
   const cascade = new Cascade(encoder, stages);
   const progress = progressReporter(f.json === true);
@@ -91,6 +96,7 @@ export function registerGenerate(program: Command): void {
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages", "0.2")
     .option("--batch <n>", "images to make", "1")
     .option("--out <dir>", "output folder", "outputs")
+    .option("--text-cache <dir>", "cache prompt embeddings on disk in this folder")
     .option("--json", "JSON-lines progress")
     .action(async (prompt: string, flags: GenerateFlags) => {
       const files = await runGenerate(prompt, flags);

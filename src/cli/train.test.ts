@@ -41,7 +41,7 @@ test("imagen train: each stage resumes from its checkpoint, logs JSON lines, wri
   const sr = await runTrain({ config: file, stage: "1", json: true });
   assert.equal(sr.modelDir, join(root, "run", "model"));
   const out = await runGenerate("a red square", {
-    model: sr.modelDir as string, out: join(root, "out"), guidance: "2", seed: "1", sampler: "ddim", thresholding: "dynamic", augLevel: "0.1", batch: "1", steps: "2", json: true,
+    model: sr.modelDir as string, out: join(root, "out"), guidance: "2", seed: "1", sampler: "ddim", thresholding: "dynamic", augLevel: "0.1", batch: "1", steps: "2", json: true, textCache: join(root, "run", "text-cache"),
   });
   assert.equal(out.length, 1);
   assert.ok(existsSync(join(sr.modelDir as string, "stage_0", "training.json")));
