@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { runTrain, trainingWarnings } from "./train.js";
 import { runGenerate } from "./generate.js";
 import { TrainConfigError } from "../train/train-config.js";
@@ -88,4 +89,12 @@ test("bad training configs and datasets are refused with the field and the fix",
   await writeFile(join(root, "e.jsonl"), `{"image": "a.png"}\n`);
   assert.throws(() => jsonlDataset(join(root, "e.jsonl")), /e\.jsonl line 1: expected \{"image": "file\.png", "caption": "non-empty text"\}/);
   await rm(root, { recursive: true });
+});
+
+test("the README's example config is valid", async () => {
+  const { parseTrainConfig } = await import("../train/train-config.js");
+  const cfg = parseTrainConfig(fileURLToPath(new URL("../../examples/train-toy.json", import.meta.url)));
+  assert.equal(cfg.stages.length, 2);
+  assert.equal(cfg.stages[1].unet.imageSize, 32);
+  assert.match(cfg.output, /runs[\\/]toy$/);
 });
