@@ -95,12 +95,9 @@ export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, heads: numbe
   return mergeHeads(attention(splitHeads(q, heads), splitHeads(k, heads), splitHeads(v, heads), mask));
 }
 
-/** Nearest-neighbour x`factor` upsampling of [B, C, H, W]. */
+/** Nearest-neighbour x`factor` upsampling of [B, C, H, W] (the upsampleNearest primitive). */
 export function upsampleNearest(x: Tensor, factor = 2): Tensor {
-  const [b, c, h, w] = x.shape;
-  if (typeof h !== "number" || typeof w !== "number") throw new ShapeError(`upsampleNearest: H, W of ${fmtShape(x.shape)} must be static`);
-  const six = reshape(x, [b, c, h, 1, w, 1]);
-  return reshape(expand(six, [b, c, h, factor, w, factor]), [b, c, h * factor, w * factor]);
+  return make("upsampleNearest", [x], { factor });
 }
 
 /** Average pooling with a `factor` x `factor` window and the same stride, on [B, C, H, W]. */

@@ -169,6 +169,11 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const dx = mul(rstd, sub(sub(gr, mean(gr, 2, true)), mul(yr, mean(mul(gr, yr), 2, true))));
     return [reshape(dx, x.shape)];
   },
+  upsampleNearest: (n, g) => {
+    const [b, c, h, w] = n.inputs[0].shape;
+    const f = n.attrs.factor;
+    return [sum(reshape(g, [b, c, h, f, w, f]), [3, 5])];
+  },
   stopGradient: zeroGrad,
   dimSize: zeroGrad,
 };

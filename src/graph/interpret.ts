@@ -334,6 +334,15 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
     void c;
     return { shape: [...x.shape], data: out, dtype: "float32" };
   },
+  upsampleNearest: ([x], { factor }) => {
+    const [b, c, h, w] = x.shape;
+    const [H, W] = [h * factor, w * factor];
+    const out = new Float64Array(b * c * H * W);
+    for (let p = 0; p < b * c; p++) {
+      for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) out[(p * H + i) * W + j] = x.data[(p * h + Math.floor(i / factor)) * w + Math.floor(j / factor)];
+    }
+    return { shape: [b, c, H, W], data: out, dtype: "float32" };
+  },
   stopGradient: ([x]) => ({ shape: [...x.shape], data: x.data.slice(), dtype: x.dtype }),
   dimSize: ([x], { axes }) => ({ shape: [], data: Float64Array.of(sizeOf(axes.map((a) => x.shape[normAx(a, x.shape.length)]))), dtype: "float32" }),
 };

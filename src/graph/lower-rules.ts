@@ -188,6 +188,13 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
       { epsilon: { type: "float", value: n.attrs.eps } });
     return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
   },
+  upsampleNearest: (ctx, n, [x]) => {
+    const f = n.attrs.factor;
+    return ctx.op("Resize", [x, "", ctx.constF32s(Float32Array.of(1, 1, f, f))], {
+      mode: { type: "string", value: "nearest" }, nearest_mode: { type: "string", value: "floor" },
+      coordinate_transformation_mode: { type: "string", value: "asymmetric" },
+    });
+  },
   stopGradient: (ctx, _n, [x]) => ctx.op("Identity", [x]),
   dimSize: (ctx, n, [x]) => {
     const shape = ctx.op("Shape", [x]);

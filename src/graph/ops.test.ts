@@ -85,6 +85,8 @@ const cases: OpCase[] = [
   { name: "rmsNorm", inputs: { x: { shape: [2, 4] }, w: { shape: [4] } }, build: ({ x, w }) => c.rmsNorm(x, w, 1e-3) },
   { name: "groupNorm", inputs: { x: { shape: [2, 4, 2, 3], graphShape: ["B", 4, 2, 3] }, w: { shape: [4] }, b: { shape: [4] } },
     build: ({ x, w, b }) => c.groupNorm(x, 2, w, b) },
+  { name: "upsampleNearest (Resize lowering), symbolic batch", inputs: { x: { shape: [2, 3, 3, 2], graphShape: ["B", 3, 3, 2] } },
+    build: ({ x }) => make("upsampleNearest", [x], { factor: 2 }) },
   { name: "groupNormalize (InstanceNormalization lowering), 3-D input", inputs: { x: { shape: [2, 6, 5], graphShape: ["B", 6, 5] } },
     build: ({ x }) => make("groupNormalize", [x], { groups: 3, eps: 1e-3 }) },
   { name: "attention with additive mask", inputs: { q: { shape: [2, 3, 4] }, k: { shape: [2, 5, 4] }, v: { shape: [2, 5, 3] }, m: { shape: [2, 1, 5] } },

@@ -54,6 +54,11 @@ export interface OpAttrs {
    * its gradient is written from primitives.
    */
   groupNormalize: { groups: number; eps: number };
+  /**
+   * Nearest-neighbour upsampling of x [B, C, H, W] by an integer factor. A primitive so it lowers to ORT's
+   * Resize (which its NCHWc rewrite keeps blocked) instead of a 6-D Expand; the gradient sums each block.
+   */
+  upsampleNearest: { factor: number };
   /** Identity whose gradient is zero. */
   stopGradient: Empty;
   /** float32 scalar: the product of the input's sizes at `axes` (works for symbolic dims). */
@@ -78,5 +83,5 @@ export const comparisonOps: ReadonlySet<Op> = new Set<Op>(["less", "greater", "e
 export const allOps: readonly Op[] = [
   "input", "constant", ...unaryOps, ...binaryOps, "where", "cast", "matmul", "conv", "convTranspose",
   "convWeightGrad", "reduceSum", "reduceMax", "reshape", "transpose", "expand", "slice", "flip", "concat",
-  "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "stopGradient", "dimSize",
+  "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "upsampleNearest", "stopGradient", "dimSize",
 ];

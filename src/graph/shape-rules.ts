@@ -239,6 +239,14 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     check(x.shape.slice(1).every((d) => typeof d === "number") && attrs.eps >= 0, "groupNormalize", inputs, () => "axes 1.. must be static and eps >= 0");
     return { shape: x.shape, dtype: "float32" };
   },
+  upsampleNearest: (inputs, attrs) => {
+    const x = inputs[0];
+    floatOnly("upsampleNearest", inputs);
+    const [h, w] = [x.shape[2], x.shape[3]];
+    check(x.rank === 4 && typeof h === "number" && typeof w === "number" && Number.isInteger(attrs.factor) && attrs.factor >= 1,
+      "upsampleNearest", inputs, () => `expected [B, C, H, W] with static H, W and an integer factor >= 1 (got ${attrs.factor})`);
+    return { shape: [x.shape[0], x.shape[1], (h as number) * attrs.factor, (w as number) * attrs.factor], dtype: "float32" };
+  },
   stopGradient: (inputs) => ({ shape: inputs[0].shape, dtype: inputs[0].dtype }),
   dimSize: (inputs, attrs) => {
     attrs.axes.forEach((a) => normAxis(a, inputs[0].rank, "dimSize", inputs));
