@@ -2,7 +2,7 @@
 // Their gradients come from the primitives' rules; tests check values and gradients like any op.
 import { ShapeError } from "../util/errors.js";
 import {
-  add, erf, exp, expand, log, matmul, max, mean, mT, mul, reciprocal, reshape, sigmoid, softmax, sqrt, square,
+  add, erf, exp, log, matmul, max, mean, mT, mul, reciprocal, reshape, sigmoid, softmax, sqrt, square,
   stopGradient, sub, sum, tanh, transpose,
 } from "./ops-basic.js";
 import { type Tensor, fmtShape } from "./tensor.js";
