@@ -2,7 +2,9 @@
 // generates images for held-out colour/shape combinations whose dominant colour must match the prompt in
 // at least 80% of samples (issue 3). v-prediction, min-SNR weighting and mean + attention text pooling
 // are what make 300 base steps enough (eps-prediction with attention pooling alone: 50% at 300 steps);
-// guidance on the SR stage too keeps its colours (75% without, 100% with, on this seed).
+// guidance on the SR stage too keeps its colours (75% without, 100% with, on one seed). The SR stage
+// predicts x0: its target is close to the upsampled low-res input it sees, so it learns to keep the
+// low-res colours within its 250 steps (with v-prediction the final match ranged 42-100% as rounding changed).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/rng.js";
@@ -38,20 +40,21 @@ test("a tiny cascade learns colours from captions and renders held-out combinati
   const b = await trainStage({ ...common, unet: baseNet, steps: 300, batch: 16, seed: 1 });
   b.trainer.dispose();
   const srNet = new UNet(sr, new Rng(2));
-  const s = await trainStage({ ...common, unet: srNet, steps: 250, batch: 32, seed: 2, lowResSize: 16 });
+  const s = await trainStage({ ...common, parameterization: "x0", unet: srNet, steps: 250, batch: 32, seed: 2, lowResSize: 16 });
   s.trainer.dispose();
   const trainSeconds = (performance.now() - t0) / 1000;
   const cascade = new Cascade(encoder, [
-    { unet: baseNet, parameterization: "v", schedule: "cosine" }, { unet: srNet, parameterization: "v", schedule: "cosine" },
+    { unet: baseNet, parameterization: "v", schedule: "cosine" }, { unet: srNet, parameterization: "x0", schedule: "cosine" },
   ]);
-  const prompts = heldOut.flatMap(([c, sh]) => [`a ${c} ${sh}`, `a ${sh} that is ${c}`]);
+  const templates = ["a {c} {s}", "a {s} that is {c}", "one {c} {s}", "a picture of a {c} {s}"];
+  const prompts = heldOut.flatMap(([c, sh]) => templates.map((t) => t.replace("{c}", c).replace("{s}", sh)));
   const opts = { prompts, seed: 7, steps: [20, 10], guidance: [3, 3], augLevel: 0.1 };
   const out = await cascade.sample(opts);
   const again = await cascade.sample(opts);
   cascade.dispose();
   const rate = (images: Float32Array, size: number) => {
     const per = 3 * size * size;
-    return prompts.filter((_, i) => dominantToyColor(images.subarray(i * per, (i + 1) * per), size) === heldOut[Math.floor(i / 2)][0]).length / prompts.length;
+    return prompts.filter((_, i) => dominantToyColor(images.subarray(i * per, (i + 1) * per), size) === heldOut[Math.floor(i / templates.length)][0]).length / prompts.length;
   };
   const [baseRate, finalRate] = [rate(out[0].images, 16), rate(out[1].images, 32)];
   console.log(`trained in ${trainSeconds.toFixed(0)} s; base loss ${avg(b.losses.slice(0, 20)).toFixed(3)} -> ${avg(b.losses.slice(-20)).toFixed(3)}, `
