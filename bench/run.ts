@@ -1,6 +1,6 @@
 // `npm run bench`: the reference U-Net of shared/reference/torch_unet.py in imagen-ts against PyTorch on this
 // machine: parity, forward and training-step throughput, engine overhead over raw ORT, training peak memory.
-// Usage: npm run bench -- [--preset tiny|b64|b128] [--batch 8] [--rounds 3] [--iters N] [--only fwd,train,overhead,memory]
+// Usage: npm run bench -- [--preset tiny|b64|b128] [--batch 8] [--rounds 3] [--iters N] [--only fwd,train,overhead,memory,t5,sampling]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,8 @@ import {
   cleanRounds, createTrainStep, engineOverhead, interleavedRounds, median, randomBatch, torchRound, type TorchRun,
 } from "./measure.js";
 import { forwardActivationBytes, measureTrainMemory } from "./memory.js";
+import { benchT5 } from "./t5.js";
+import { benchSampling } from "./sampling.js";
 
 /**
  * fp32 peak of the 2-core project machine in GFLOP/s, measured with an AVX2 FMA microbenchmark
@@ -21,7 +23,7 @@ import { forwardActivationBytes, measureTrainMemory } from "./memory.js";
 const defaultPeakGflops = 200;
 const peakGflops = Number(process.env.IMAGEN_PEAK_GFLOPS ?? defaultPeakGflops);
 const parityTolerance = 1e-5;
-const sections = ["fwd", "train", "overhead", "memory"] as const;
+const sections = ["fwd", "train", "overhead", "memory", "t5", "sampling"] as const;
 type Section = (typeof sections)[number];
 
 interface Result {
@@ -192,6 +194,9 @@ async function main(): Promise<void> {
       ratio: rep.maxRssBytes / (stateBytes + actBytes), against: "estimate",
     });
   }
+
+  if (o.only.has("t5")) results.push(...await benchT5({ rounds: o.rounds, log }));
+  if (o.only.has("sampling")) results.push(...await benchSampling({ rounds: o.rounds, log }));
 
   const outDir = join(repoRoot, "bench", "results");
   mkdirSync(outDir, { recursive: true });
