@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import { WordEncoder } from "../text/word-encoder.js";
 import { loadCascade, ModelFolderError, saveCascade, type EncoderConfig } from "./model-folder.js";
 
 const tinyT5 = fileURLToPath(new URL("../../models/text/tiny-t5", import.meta.url));
+const dModel = (JSON.parse(readFileSync(join(tinyT5, "config.json"), "utf8")) as { d_model: number }).d_model;
 const unet = (textDim: number): UNetConfig => ({
   imageSize: 8, inChannels: 3, outChannels: 3, channels: 8, channelMults: [1, 2], numResBlocks: [1, 1], attnLevels: [1],
   headDim: 8, textDim, textAttention: "concat", selfAttention: true, textPooling: "attention", efficient: false, lowResCond: false, dropout: 0,
@@ -25,7 +27,7 @@ async function save(encoder: EncoderConfig, textDim: number): Promise<string> {
 const exists = (p: string) => access(p).then(() => true, () => false);
 
 test("a cascade with an embedded T5 folder saves and loads; it encodes exactly as the source folder does", async () => {
-  const dir = await save({ class: "T5TextEncoder", type: "t5", path: tinyT5, maxLength: 16, embed: true }, 256);
+  const dir = await save({ class: "T5TextEncoder", type: "t5", path: tinyT5, maxLength: 16, embed: true }, dModel);
   try {
     assert.ok(await exists(join(dir, "text_encoder", "t5", "model.safetensors")));
     assert.ok(await exists(join(dir, "text_encoder", "t5", "tokenizer.json")));
@@ -37,7 +39,7 @@ test("a cascade with an embedded T5 folder saves and loads; it encodes exactly a
     const direct = await T5TextEncoder.load(tinyT5, { maxLength: 16 });
     const [a, b] = [await encoder.encode(["three red circles"]), await direct.encode(["three red circles"])];
     assert.equal(encoder.id, direct.id);
-    assert.deepEqual([a.batch, a.length, a.dim], [1, 16, 256]);
+    assert.deepEqual([a.batch, a.length, a.dim], [1, 16, dModel]);
     assert.deepEqual(a.embeddings, b.embeddings);
     assert.deepEqual(a.mask, b.mask);
     encoder.dispose();
@@ -48,7 +50,7 @@ test("a cascade with an embedded T5 folder saves and loads; it encodes exactly a
 });
 
 test("a cascade can reference a T5 folder by path (stored relative to text_encoder/)", async () => {
-  const dir = await save({ class: "T5TextEncoder", type: "t5", path: tinyT5, maxLength: 8 }, 256);
+  const dir = await save({ class: "T5TextEncoder", type: "t5", path: tinyT5, maxLength: 8 }, dModel);
   try {
     assert.ok(!(await exists(join(dir, "text_encoder", "t5"))));
     const { encoder } = await loadCascade(dir);
