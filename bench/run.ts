@@ -14,6 +14,7 @@ import {
 } from "./measure.js";
 import { forwardActivationBytes, measureTrainMemory } from "./memory.js";
 import { benchT5 } from "./t5.js";
+import type { BenchResult } from "./result.js";
 import { benchSampling } from "./sampling.js";
 
 /**
@@ -26,15 +27,7 @@ const parityTolerance = 1e-5;
 const sections = ["fwd", "train", "overhead", "memory", "t5", "sampling"] as const;
 type Section = (typeof sections)[number];
 
-interface Result {
-  name: string;
-  unit: string;
-  value: number;
-  baseline?: number;
-  ratio?: number;
-  /** What the baseline is when it is not PyTorch (printed, not written to the JSON). */
-  against?: string;
-}
+type Result = BenchResult;
 
 function options() {
   const { values } = parseArgs({

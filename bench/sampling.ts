@@ -12,8 +12,8 @@ import { StageDenoiser } from "../src/pipeline/stage-denoiser.js";
 import { defaultSteps, samplerNames } from "../src/diffusion/samplers.js";
 import { trainStage } from "../src/train/stage-trainer.js";
 import { toyDataset } from "../src/data/datasets.js";
+import type { BenchResult } from "./result.js";
 
-export interface BenchResult { name: string; unit: string; value: number; baseline?: number; ratio?: number; against?: string }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

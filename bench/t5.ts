@@ -16,16 +16,9 @@ import { T5EncoderModel } from "../src/text/t5.js";
 import { T5TextEncoder } from "../src/text/t5-encoder.js";
 import { cleanRounds, interleavedRounds, median, type TorchRun } from "./measure.js";
 import { repoRoot, torchUnavailable } from "./parity.js";
+import type { BenchResult } from "./result.js";
 
-/** bench/run.ts's Result. */
-export interface T5BenchResult {
-  name: string;
-  unit: string;
-  value: number;
-  baseline?: number;
-  ratio?: number;
-  against?: string;
-}
+export type T5BenchResult = BenchResult;
 
 export interface T5BenchOptions {
   batch?: number;
