@@ -5,6 +5,7 @@
 // guidance on the SR stage too keeps its colours (75% without, 100% with, on one seed). The SR stage
 // predicts x0: its target is close to the upsampled low-res input it sees, so it learns to keep the
 // low-res colours within its 250 steps (with v-prediction the final match ranged 42-100% as rounding changed).
+// Measured on the 2-core machine: 107 s of training, base 100%, final 88%.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/rng.js";
@@ -40,7 +41,7 @@ test("a tiny cascade learns colours from captions and renders held-out combinati
   const b = await trainStage({ ...common, unet: baseNet, steps: 300, batch: 16, seed: 1 });
   b.trainer.dispose();
   const srNet = new UNet(sr, new Rng(2));
-  const s = await trainStage({ ...common, parameterization: "x0", unet: srNet, steps: 250, batch: 32, seed: 2, lowResSize: 16 });
+  const s = await trainStage({ ...common, parameterization: "x0", unet: srNet, steps: 250, batch: 16, seed: 2, lowResSize: 16 });
   s.trainer.dispose();
   const trainSeconds = (performance.now() - t0) / 1000;
   const cascade = new Cascade(encoder, [
