@@ -2,9 +2,9 @@
 // reference Rust reader: header cap, UTF-8 JSON, known dtypes, sizes, sorted gap-free offsets, whole
 // file covered, duplicate keys. Pickle / zip checkpoints are refused, never parsed.
 
-import { syncFolder } from "../util/fs.js";
+import { syncFolder, writeSynced } from "../util/fs.js";
 import { randomBytes } from "node:crypto";
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
   DataCoverageError, DataOffsetsError, DuplicateKeyError, FileTooShortError, HeaderEncodingError,
@@ -333,13 +333,7 @@ export async function saveSafetensors(path: string, tensors: TensorInputs,
   const bytes = serializeSafetensors(tensors, metadata);
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    const file = await open(temp, "w");
-    try {
-      await file.writeFile(bytes);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
+    await writeSynced(temp, bytes, "w");
     await rename(temp, path);
   } catch (err) {
     await unlink(temp).catch(() => undefined);

@@ -2,9 +2,9 @@
 // as safetensors, state.json and a manifest.json with the size and sha256 of every file. Built in a
 // .tmp-* folder beside the target, fsynced, renamed into place; loading picks the newest that verifies.
 
-import { syncFolder } from "../util/fs.js";
+import { syncFolder, writeSynced } from "../util/fs.js";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { parseSafetensors, serializeSafetensors, toFloat32, type TensorInput } from "../runtime/safetensors.js";
 import { ImagenError, ValueError } from "../util/errors.js";
@@ -297,15 +297,6 @@ function broken(path: string, what: string, expected: string, got: string): Chec
     "is damaged: it is skipped in favour of an older one (delete it once you have a good checkpoint)");
 }
 
-async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
-  const file = await open(path, "wx");
-  try {
-    await file.writeFile(bytes);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
 
 
 /** Keeps the newest `keep` checkpoints; each doomed one is renamed to .tmp-* first so none is ever half-deleted. */

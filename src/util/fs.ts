@@ -1,6 +1,17 @@
 // File-system helpers shared by every crash-safe writer.
 import { open } from "node:fs/promises";
 
+/** Writes `bytes` to a new file (flag "wx": it must not exist; "w": replace) and fsyncs it before closing. */
+export async function writeSynced(path: string, bytes: Uint8Array, flag: "w" | "wx" = "wx"): Promise<void> {
+  const file = await open(path, flag);
+  try {
+    await file.writeFile(bytes);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
 /** fsyncs a folder so renames inside it are durable; platforms that cannot fsync a folder are not an error. */
 export async function syncFolder(folder: string): Promise<void> {
   const handle = await open(folder, "r").catch(() => undefined);
