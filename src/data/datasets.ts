@@ -9,6 +9,7 @@ import { downsampleArea, resizeBilinear } from "../diffusion/noise-aug.js";
 import type { CaptionedDataset } from "../train/stage-trainer.js";
 import { pngToImage } from "./png.js";
 import { renderToy, toyScene } from "./toy-shapes.js";
+import { randomScene, renderScene } from "./scenes.js";
 
 export class DatasetError extends ImagenError {}
 
@@ -17,6 +18,16 @@ export function toyDataset(seed: number): CaptionedDataset {
     item: (i) => {
       const s = toyScene(seed, i);
       return { caption: s.caption, image: (n) => renderToy(s, n) };
+    },
+  };
+}
+
+/** Procedural captioned scenes (src/data/scenes.ts); held-out evaluation combinations never appear. */
+export function sceneDataset(seed: number): CaptionedDataset {
+  return {
+    item: (i) => {
+      const s = randomScene(seed, i);
+      return { caption: s.caption, image: (n) => renderScene(s, n) };
     },
   };
 }

@@ -32,7 +32,7 @@ export interface SessionOptions {
 }
 
 const defaults: Required<Omit<SessionOptions, "optimizedModelPath">> = {
-  threads: availableParallelism(),
+  threads: envThreads() ?? availableParallelism(),
   provider: "cpu",
   optimization: "all",
   nchwc: process.env.IMAGEN_NCHWC !== "0",
@@ -82,6 +82,15 @@ export function providerAvailable(provider: ExecutionProvider): boolean {
   return ort.listSupportedBackends().some((b) => b.name === provider);
 }
 
+/** IMAGEN_THREADS overrides the default intra-op thread count (e.g. 1 to run two trainings side by side). */
+function envThreads(): number | undefined {
+  const v = process.env.IMAGEN_THREADS;
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new ValueError(`IMAGEN_THREADS: expected an integer >= 1, got "${v}"`);
+  return n;
+}
+
 function sessionOptions(o: SessionOptions): ort.InferenceSession.SessionOptions {
   const opts = { ...defaults, ...o };
   if (!Number.isInteger(opts.threads) || opts.threads < 1) {
@@ -97,6 +106,8 @@ function sessionOptions(o: SessionOptions): ort.InferenceSession.SessionOptions 
     interOpNumThreads: 1,
     executionMode: "sequential",
     graphOptimizationLevel: opts.optimization,
+    // Spin-waiting threads burn the cores that other processes (a second training stage, a benchmark) need.
+    ...(process.env.IMAGEN_SPIN === "0" ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
     ...(o.optimizedModelPath ? { optimizedModelFilePath: o.optimizedModelPath } : {}),
   };
 }
