@@ -12,9 +12,11 @@ import { loadCascade } from "../pipeline/model-folder.js";
 import { progressReporter } from "./progress.js";
 import { trainingWarnings } from "./train.js";
 import { cachedEncoder } from "../text/embedding-cache.js";
+import { defaultModelDir } from "./default-model.js";
 
 export interface GenerateFlags {
-  model: string; steps?: string; guidance: string; seed: string; negative?: string; sampler: string;
+  /** Model folder; default: the shipped cascade (models/default). */
+  model?: string; steps?: string; guidance: string; seed: string; negative?: string; sampler: string;
   thresholding: string; augLevel: string; batch: string; out: string; json?: boolean;
   /** A folder for the on-disk text-embedding cache (shared with `imagen train`'s). */
   textCache?: string;
@@ -49,10 +51,11 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
   const augLevel = num("aug-level", f.augLevel, (n) => n >= 0 && n <= 1, "a number from 0 to 1");
   const steps = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
   const thresholding = parseThresholding(f.thresholding);
-  const loaded = await loadCascade(f.model);
+  const model = f.model ?? defaultModelDir();
+  const loaded = await loadCascade(model);
   const stages = loaded.stages;
   const encoder = f.textCache ? cachedEncoder(loaded.encoder, f.textCache, (m) => process.stderr.write(`warning: ${m}\n`)) : loaded.encoder;
-  for (const w of await trainingWarnings(f.model)) process.stderr.write(`warning: ${w}\n`);
+  for (const w of await trainingWarnings(model)) process.stderr.write(`warning: ${w}\n`);
   const cascade = new Cascade(encoder, stages);
   const progress = progressReporter(f.json === true);
   try {
@@ -69,7 +72,7 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
     for (let i = 0; i < batch; i++) {
       const text = parametersText(prompt, {
         Steps: steps ?? "default", Sampler: sampler, "CFG scale": guidance, Seed: seed, "Batch index": i, Size: `${S}x${S}`,
-        Thresholding: f.thresholding, "Aug level": augLevel, Model: f.model,
+        Thresholding: f.thresholding, "Aug level": augLevel, Model: f.model ?? "default",
       }, f.negative);
       const file = join(f.out, `${seed}-${i}.png`);
       await writeFile(file, imageToPng(last.images.subarray(i * per, (i + 1) * per), S, S, { parameters: text }));
@@ -86,7 +89,7 @@ export function registerGenerate(program: Command): void {
     .command("generate")
     .description("generate images from a text prompt")
     .argument("<prompt>", "what to draw")
-    .requiredOption("--model <dir>", "model folder (model_index.json + one folder per part)")
+    .option("--model <dir>", "model folder (model_index.json + one folder per part); default: the shipped cascade")
     .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
     .option("--guidance <w>", "classifier-free guidance weight", "4")
     .option("--seed <n>", "random seed; the same seed gives the same bytes", "0")

@@ -6,6 +6,7 @@ import { registerInfo } from "./info.js";
 import { registerTrain } from "./train.js";
 import { registerEncode } from "./encode.js";
 import { registerPretrainText } from "./pretrain-text.js";
+import { registerEval } from "./eval.js";
 import { ImagenError } from "../util/errors.js";
 
 const program = new Command();
@@ -16,6 +17,7 @@ registerGenerate(program);
 registerTrain(program);
 registerEncode(program);
 registerPretrainText(program);
+registerEval(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,92 @@
+// `imagen eval [--model DIR]`: samples the fixed evaluation prompt set (src/eval/prompts.ts) with the
+// cascade and scores every final image with the scene oracle, per DrawBench-style category.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { ValueError } from "../util/errors.js";
+import { imageToPng } from "../data/png.js";
+import { Cascade } from "../pipeline/cascade.js";
+import { loadCascade } from "../pipeline/model-folder.js";
+import { judge, type AttributeResult } from "../eval/oracle.js";
+import { evalPrompts } from "../eval/prompts.js";
+import { progressReporter } from "./progress.js";
+import { defaultModelDir } from "./default-model.js";
+
+export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string }
+export interface EvalReport {
+  model: string; samples: number; seed: number; guidance: number; prompts: number;
+  /** Share of attributes judged right, per category (background checks reported on their own). */
+  categories: Record<string, { correct: number; total: number; accuracy: number }>;
+  items: { prompt: string; sample: number; results: AttributeResult[] }[];
+}
+
+const positiveInt = (name: string, v: string, max: number) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new ValueError(`--${name}: expected an integer from 1 to ${max}, got "${v}"`);
+  return n;
+};
+
+export async function runEval(f: EvalFlags): Promise<EvalReport> {
+  const model = f.model ?? defaultModelDir();
+  const samples = positiveInt("samples", f.samples, 64);
+  const seed = Number(f.seed);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new ValueError(`--seed: expected a non-negative integer, got "${f.seed}"`);
+  const guidance = Number(f.guidance);
+  if (!Number.isFinite(guidance) || guidance < 0) throw new ValueError(`--guidance: expected a finite number >= 0, got "${f.guidance}"`);
+  const steps = f.steps === undefined ? undefined : positiveInt("steps", f.steps, 1000);
+  let prompts = evalPrompts();
+  if (f.limit !== undefined) prompts = prompts.slice(0, positiveInt("limit", f.limit, prompts.length));
+  const loaded = await loadCascade(model);
+  const cascade = new Cascade(loaded.encoder, loaded.stages);
+  const progress = progressReporter(f.json === true);
+  const report: EvalReport = { model, samples, seed, guidance, prompts: prompts.length, categories: {}, items: [] };
+  if (f.out) await mkdir(f.out, { recursive: true });
+  try {
+    for (const [k, p] of prompts.entries()) {
+      const out = await cascade.sample({ prompts: Array(samples).fill(p.prompt), seed: seed + k, guidance, steps });
+      const last = out[out.length - 1], S = last.size, per = 3 * S * S;
+      for (let s = 0; s < samples; s++) {
+        const img = last.images.subarray(s * per, (s + 1) * per);
+        const results = judge(img, S, p.scene, { background: p.checkBackground });
+        report.items.push({ prompt: p.prompt, sample: s, results });
+        for (const r of results) {
+          const cat = r.attribute === "background" ? "background" : p.scene.claim.category;
+          const c = (report.categories[cat] ??= { correct: 0, total: 0, accuracy: 0 });
+          c.total++;
+          if (r.ok) c.correct++;
+          c.accuracy = c.correct / c.total;
+        }
+        if (f.out) await writeFile(join(f.out, `${String(k).padStart(3, "0")}-${s}.png`), imageToPng(img, S, S, { parameters: p.prompt }));
+      }
+      progress({ stage: 0, step: k + 1, steps: prompts.length });
+    }
+  } finally {
+    cascade.dispose();
+  }
+  return report;
+}
+
+export function formatReport(r: EvalReport): string {
+  const rows = Object.entries(r.categories).map(([c, v]) => `${c.padEnd(12)} ${(100 * v.accuracy).toFixed(1).padStart(5)}%  (${v.correct}/${v.total})`);
+  return [`oracle-scored alignment: ${r.prompts} prompts x ${r.samples} samples, guidance ${r.guidance}, seed ${r.seed}`, ...rows].join("\n");
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command("eval")
+    .description("score a cascade on the fixed held-out prompt set with the scene oracle, per category")
+    .option("--model <dir>", "model folder (default: the shipped model)")
+    .option("--samples <n>", "images per prompt", "2")
+    .option("--seed <n>", "first seed (prompt k uses seed + k)", "0")
+    .option("--guidance <w>", "classifier-free guidance weight", "4")
+    .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
+    .option("--limit <n>", "only the first n prompts")
+    .option("--out <dir>", "also write every image here")
+    .option("--report <file>", "write the full report (JSON) here")
+    .option("--json", "JSON-lines progress")
+    .action(async (flags: EvalFlags & { report?: string }) => {
+      const r = await runEval(flags);
+      if (flags.report) await writeFile(flags.report, JSON.stringify(r, null, 1) + "\n");
+      console.log(formatReport(r));
+    });
+}

@@ -1,0 +1,66 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { heldOutPairs, heldOutWords, randomScene, renderScene, signWords, type Thing } from "./scenes.js";
+import { downsampleArea } from "../diffusion/noise-aug.js";
+import { glyphs } from "./pixel-font.js";
+import { sceneDataset } from "./datasets.js";
+
+test("scenes: the same (seed, index) gives the same caption and the same pixels", () => {
+  for (const i of [0, 7, 123]) {
+    const [a, b] = [randomScene(3, i), randomScene(3, i)];
+    assert.equal(a.caption, b.caption);
+    assert.deepEqual(renderScene(a, 64), renderScene(b, 64));
+  }
+  assert.notEqual(randomScene(3, 1).caption + randomScene(3, 2).caption, randomScene(4, 1).caption + randomScene(4, 2).caption);
+});
+
+test("scenes: low-res renders are the exact area average of the 128 px master", () => {
+  for (let i = 0; i < 6; i++) {
+    const s = randomScene(1, i);
+    const hi = renderScene(s, 128);
+    for (const n of [64, 32]) {
+      const lo = renderScene(s, n), ref = downsampleArea(hi, 3, 128, 128 / n);
+      let maxErr = 0;
+      for (let k = 0; k < lo.length; k++) maxErr = Math.max(maxErr, Math.abs(lo[k] - ref[k]));
+      assert.ok(maxErr < 1e-6, `scene ${i} at ${n}: max error ${maxErr}`);
+    }
+    const img = renderScene(s, 128);
+    assert.ok(img.every((v) => v >= -1 && v <= 1), "values in [-1, 1]");
+  }
+});
+
+test("scenes: every category appears, and held-out pairs and words never do in training", () => {
+  const seen = new Set<string>();
+  const held = (t: Thing) => t.kind === "shape" && heldOutPairs[t.color] === t.shape;
+  for (let i = 0; i < 2000; i++) {
+    const s = randomScene(0, i);
+    seen.add(s.claim.category);
+    assert.ok(!s.items.some((it) => held(it.thing)), `scene ${i} (${s.caption}) shows a held-out pair`);
+    if (s.sign) {
+      assert.ok(!heldOutWords.includes(s.sign.word), `scene ${i} shows held-out word ${s.sign.word}`);
+      assert.ok([...s.sign.word].every((ch) => glyphs[ch]), s.sign.word);
+    }
+    assert.ok(s.caption.length > 0 && s.caption.length < 120, s.caption);
+  }
+  assert.deepEqual([...seen].sort(), ["colors", "counting", "objects", "positional", "sizes", "text"]);
+  assert.ok(signWords.every((w) => !heldOutWords.includes(w)));
+});
+
+test("scenes: the counting caption's number matches the items drawn", () => {
+  const words: Record<string, number> = { one: 1, two: 2, three: 3, four: 4, "1": 1, "2": 2, "3": 3, "4": 4 };
+  for (let i = 0; i < 400; i++) {
+    const s = randomScene(5, i);
+    if (s.claim.category !== "counting") continue;
+    assert.equal(s.items.length, s.claim.count);
+    const first = s.caption.replace(/^(a picture of|an image of|a drawing of) /, "").split(" ")[0];
+    if (first in words) assert.equal(words[first], s.claim.count, s.caption);
+  }
+});
+
+test("scenes: the dataset adapter renders the scene's caption at any stage size", () => {
+  const d = sceneDataset(2);
+  const it = d.item(10);
+  assert.equal(it.caption, randomScene(2, 10).caption);
+  assert.equal(it.image(32).length, 3 * 32 * 32);
+  assert.equal(it.image(128).length, 3 * 128 * 128);
+});

@@ -1,0 +1,59 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomScene, renderScene, type Relation, type Scene } from "../data/scenes.js";
+import { judge, readSign } from "./oracle.js";
+import { evalPrompts } from "./prompts.js";
+
+test("oracle: at least 95% per attribute on ground-truth 128 px renders", () => {
+  const acc: Record<string, [number, number]> = {};
+  for (let i = 0; i < 240; i++) {
+    const s = randomScene(11, i, { allowHeldOut: true });
+    for (const r of judge(renderScene(s, 128), 128, s, { background: true })) {
+      const k = `${s.claim.category}.${r.attribute}`;
+      acc[k] ??= [0, 0];
+      acc[k][1]++;
+      if (r.ok) acc[k][0]++;
+    }
+  }
+  for (const k of ["colors.color", "colors.object", "counting.count", "positional.relation", "sizes.size", "text.text", "objects.object", "colors.background"]) {
+    assert.ok(acc[k] && acc[k][1] >= 10, `${k}: too few checks (${acc[k]?.[1]})`);
+  }
+  for (const [k, [ok, n]] of Object.entries(acc)) assert.ok(ok / n >= 0.95, `${k}: ${ok}/${n}`);
+});
+
+test("oracle: rejects images that contradict the claim", () => {
+  const flip: Record<Relation, Relation> = { "left of": "right of", "right of": "left of", above: "below", below: "above" };
+  let checked = 0, rejected = 0;
+  for (let i = 0; i < 300 && checked < 30; i++) {
+    const s = randomScene(12, i, { allowHeldOut: true });
+    const img = renderScene(s, 128);
+    let wrong: Scene["claim"] | undefined;
+    if (s.claim.category === "positional") wrong = { ...s.claim, relation: flip[s.claim.relation] };
+    else if (s.claim.category === "counting") wrong = { ...s.claim, count: (s.claim.count % 4) + 1 };
+    else if (s.claim.category === "text") wrong = { ...s.claim, word: s.claim.word === "CAT" ? "COT" : "CAT" };
+    else if (s.claim.category === "colors" && s.claim.thing.kind === "shape") wrong = { ...s.claim, thing: { ...s.claim.thing, color: s.claim.thing.color === "red" ? "blue" : "red" } };
+    if (!wrong) continue;
+    checked++;
+    if (judge(img, 128, { claim: wrong, background: s.background === "white" ? "black" : "white" }, { background: true }).every((r) => !r.ok)) rejected++;
+  }
+  assert.ok(checked >= 30, `only ${checked} scenes checked`);
+  assert.ok(rejected / checked >= 0.95, `${rejected}/${checked} contradicting claims rejected`);
+});
+
+test("oracle: reads sign words back, and finds no sign in a blank image", () => {
+  const blank = new Float32Array(3 * 64 * 64).fill(0.9);
+  assert.equal(readSign(blank, 64), null);
+  const s = randomScene(0, 0);
+  s.items = [];
+  s.sign = { word: "QUIZ", x: 0.5, y: 0.5, cell: 4 };
+  assert.equal(readSign(renderScene(s, 128), 128), "QUIZ");
+  assert.throws(() => judge(new Float32Array(10), 128, s), /3x128x128/);
+});
+
+test("eval prompts: fixed, unique, and covering the four scored categories", () => {
+  const ps = evalPrompts();
+  assert.equal(new Set(ps.map((p) => p.prompt)).size, ps.length);
+  const cats = new Set(ps.map((p) => p.scene.claim.category));
+  for (const c of ["colors", "counting", "positional", "text"]) assert.ok(cats.has(c as never), c);
+  assert.deepEqual(evalPrompts(), ps);
+});
