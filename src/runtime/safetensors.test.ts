@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -170,7 +170,7 @@ test("F16 and BF16 conversions round to nearest even, both ways", () => {
   assert.deepEqual(toFloat32({ dtype: "F32", shape: [7], data: fromFloat32(values, "F32") }), values);
 });
 
-test("every malformed file throws its own error class, naming the problem", () => {
+test("every malformed file throws its own error class, naming the problem, in memory and streamed from disk", async () => {
   const ok8 = new Uint8Array(8);
   type Case = [string, Uint8Array, new (...args: never[]) => SafetensorsError, RegExp];
   const cases: Case[] = [
@@ -230,6 +230,35 @@ test("every malformed file throws its own error class, naming the problem", () =
   }
   // Rules 1-13 each have a distinct class.
   assert.equal(new Set(cases.map((c) => c[2])).size, 13);
+  // The streamed reader (used for files of 1 GiB and more) validates the same way from the header alone.
+  const dir = await mkdtemp(join(tmpdir(), "st-bad-"));
+  for (const [label, bytes, errorClass, message] of cases) {
+    const file = join(dir, "bad.safetensors");
+    writeFileSync(file, bytes);
+    await assert.rejects(loadSafetensors(file, { streamFrom: 0 }), (err: unknown) => {
+      assert.ok(err instanceof errorClass, `${label} (streamed): got ${String(err)}`);
+      assert.match((err as Error).message, message, `${label} (streamed)`);
+      return true;
+    }, label);
+  }
+  await rm(dir, { recursive: true });
+});
+
+test("the streamed reader returns exactly what the in-memory reader does", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "st-stream-"));
+  const file = join(dir, "w.safetensors");
+  const a = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
+  await saveSafetensors(file, { a: { dtype: "F32", shape: [10, 100], data: a }, b: { dtype: "U8", shape: [3], data: new Uint8Array([1, 2, 3]) }, e: { dtype: "F16", shape: [0], data: new Uint8Array(0) } }, { k: "v" });
+  const [mem, streamed] = [await loadSafetensors(file), await loadSafetensors(file, { streamFrom: 0 })];
+  assert.deepEqual(streamed.metadata, mem.metadata);
+  assert.deepEqual([...streamed.tensors.keys()], [...mem.tensors.keys()]);
+  for (const [k, t] of mem.tensors) {
+    const u = streamed.tensors.get(k)!;
+    assert.equal(u.dtype, t.dtype);
+    assert.deepEqual(u.shape, t.shape);
+    assert.deepEqual(Uint8Array.from(u.data), Uint8Array.from(t.data), k);
+  }
+  await rm(dir, { recursive: true });
 });
 
 test("valid edge cases parse: spaces after the header, no tensors, a 640-byte header starting 0x80 0x02", () => {

@@ -4,7 +4,7 @@
 
 import { syncFolder, writeSynced } from "../util/fs.js";
 import { randomBytes } from "node:crypto";
-import { readFile, rename, unlink } from "node:fs/promises";
+import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
   DataCoverageError, DataOffsetsError, DuplicateKeyError, FileTooShortError, HeaderEncodingError,
@@ -42,53 +42,64 @@ const validDtypes = Object.keys(dtypeSizes).join(", ");
 
 /** Parses and validates a whole safetensors file held in memory; tensor data are views into `bytes`. */
 export function parseSafetensors(bytes: Uint8Array, source?: string): SafetensorsFile {
-  const where = describeSource(source);
-  refusePickle(bytes, where);
-  if (bytes.length < 8) {
-    throw new FileTooShortError(`${where}: expected at least 8 bytes (the u64 header length), got ` +
-      `${bytes.length}; the file is truncated or not safetensors: re-download or re-save it`);
+  const layout = parseLayout(bytes, bytes.length, describeSource(source));
+  const tensors = new Map<string, TensorEntry>();
+  for (const { name, dtype, shape, begin, end } of layout.entries) {
+    tensors.set(name, { dtype, shape, data: bytes.subarray(layout.dataStart + begin, layout.dataStart + end) });
   }
-  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  return { tensors, metadata: layout.metadata };
+}
+
+interface Layout {
+  dataStart: number;
+  metadata: Record<string, string>;
+  entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[];
+}
+
+/**
+ * Validates a file's header and layout from its first bytes (`prefix`: at least the 8-byte length and the
+ * header, or the whole file when shorter) and its total size, without needing the tensor data in memory.
+ */
+function parseLayout(prefix: Uint8Array, fileSize: number, where: string): Layout {
+  refusePickle(prefix, fileSize, where);
+  if (fileSize < 8) {
+    throw new FileTooShortError(`${where}: expected at least 8 bytes (the u64 header length), got ` +
+      `${fileSize}; the file is truncated or not safetensors: re-download or re-save it`);
+  }
+  const headerLength = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (headerLength > BigInt(maxHeaderBytes)) {
     throw new HeaderLengthError(`${where}: header length: expected at most ${maxHeaderBytes} bytes, got ` +
       `${headerLength}; the file is corrupt or not safetensors: re-download or re-save it`);
   }
-  if (headerLength > BigInt(bytes.length - 8)) {
-    throw new HeaderLengthError(`${where}: header length: expected at most ${bytes.length - 8} bytes ` +
-      `(file size ${bytes.length} - 8), got ${headerLength}; the file is truncated: re-download or re-save it`);
+  if (headerLength > BigInt(fileSize - 8)) {
+    throw new HeaderLengthError(`${where}: header length: expected at most ${fileSize - 8} bytes ` +
+      `(file size ${fileSize} - 8), got ${headerLength}; the file is truncated: re-download or re-save it`);
   }
   const dataStart = 8 + Number(headerLength);
-  const header = decodeHeader(bytes.subarray(8, dataStart), where);
+  const header = decodeHeader(prefix.subarray(8, dataStart), where);
   const json = parseHeaderJson(header, where);
   checkDuplicateKeys(header, where);
 
   let metadata: Record<string, string> = {};
-  const entries: Array<[string, TensorEntry, number, number]> = [];
+  const entries: Layout["entries"] = [];
   for (const [name, value] of Object.entries(json)) {
     if (name === metadataKey) {
       metadata = checkMetadata(value, where);
       continue;
     }
     const { dtype, shape, begin, end } = checkEntry(name, value, where);
-    entries.push([name, { dtype, shape, data: new Uint8Array(0) }, begin, end]);
+    entries.push({ name, dtype, shape: [...shape], begin, end });
   }
-
-  const dataLength = bytes.length - dataStart;
-  checkLayout(entries.map(([name, , begin, end]) => ({ name, begin, end })), dataLength, where);
-  const tensors = new Map<string, TensorEntry>();
-  for (const [name, entry, begin, end] of entries) {
-    entry.data = bytes.subarray(dataStart + begin, dataStart + end);
-    tensors.set(name, entry);
-  }
-  return { tensors, metadata };
+  checkLayout(entries, fileSize - dataStart, where);
+  return { dataStart, metadata, entries };
 }
 
-function refusePickle(bytes: Uint8Array, where: string): void {
+function refusePickle(bytes: Uint8Array, fileSize: number, where: string): void {
   // A real header may have a length whose first bytes read 0x80 0x02 (e.g. 640 bytes), so a file whose
   // header length fits and whose header starts with `{` is safetensors whatever its first bytes are.
   if (bytes.length >= 9 && bytes[8] === 0x7b) {
     const headerLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-    if (headerLength <= BigInt(bytes.length - 8)) return;
+    if (headerLength <= BigInt(fileSize - 8)) return;
   }
   const isPickle = bytes.length >= 2 && bytes[0] === 0x80 && bytes[1]! >= 2 && bytes[1]! <= 5;
   const isZip = bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 &&
@@ -322,9 +333,43 @@ export function serializeSafetensors(tensors: TensorInputs, metadata?: Record<st
 }
 
 /** Reads and validates a safetensors file. */
-export async function loadSafetensors(path: string): Promise<SafetensorsFile> {
-  const buffer = await readFile(path);
-  return parseSafetensors(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
+/** Files at least this big are read tensor by tensor (Node cannot read 2 GiB or more into one buffer). */
+export const streamedLoadBytes = 1 << 30;
+
+export async function loadSafetensors(path: string, options: { streamFrom?: number } = {}): Promise<SafetensorsFile> {
+  const fh = await open(path, "r");
+  try {
+    const { size } = await fh.stat();
+    if (size < (options.streamFrom ?? streamedLoadBytes)) {
+      const buffer = await fh.readFile();
+      return parseSafetensors(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
+    }
+    // Large file: read the length and the header, validate the layout, then each tensor into its own buffer.
+    const readAt = async (position: number, length: number) => {
+      const out = new Uint8Array(length);
+      for (let done = 0; done < length;) {
+        const { bytesRead } = await fh.read(out, done, length - done, position + done);
+        if (bytesRead === 0) throw new FileTooShortError(`${describeSource(path)}: the file shrank while being read; re-download or re-save it`);
+        done += bytesRead;
+      }
+      return out;
+    };
+    const head = await readAt(0, Math.min(size, 9));
+    let prefix = head;
+    if (size >= 8) {
+      const headerLength = new DataView(head.buffer, 0, 8).getBigUint64(0, true);
+      const want = headerLength <= BigInt(Math.min(maxHeaderBytes, size - 8)) ? 8 + Number(headerLength) : head.length;
+      if (want > head.length) prefix = await readAt(0, want);
+    }
+    const layout = parseLayout(prefix, size, describeSource(path));
+    const tensors = new Map<string, TensorEntry>();
+    for (const { name, dtype, shape, begin, end } of layout.entries) {
+      tensors.set(name, { dtype, shape, data: await readAt(layout.dataStart + begin, end - begin) });
+    }
+    return { tensors, metadata: layout.metadata };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Writes crash-safely: a temp file beside the target, fsync, rename over it, fsync the folder. */
