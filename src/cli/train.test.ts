@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { runTrain, trainingWarnings } from "./train.js";
 import { runGenerate } from "./generate.js";
 import { TrainConfigError } from "../train/train-config.js";
-import { DatasetError, jsonlDataset } from "../data/datasets.js";
+import { DatasetError, folderDataset, jsonlDataset } from "../data/datasets.js";
 import { imageToPng } from "../data/png.js";
 
 const unet = {
@@ -75,7 +75,7 @@ test("bad training configs and datasets are refused with the field and the fix",
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, lr: "fast" }] }, /"stages\[0\]\.lr" expected a number in \(0, 1\)/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1 }, { unet, steps: 1 }] }, /"stages\[1\]\.unet" expected a super-resolution U-Net/);
   await expectBad(config("r"), /--stage: expected an integer from 0 to 1, got "5"/, "5");
-  await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of toy, jsonl/);
+  await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of scenes, toy, jsonl, folder/);
   await assert.rejects(() => runTrain({ config: file, stage: "0", json: true }), TrainConfigError);
   // A user's JSONL dataset: a corrupt image or a bad line names the file, the line and the fix.
   const good = imageToPng(new Float32Array(3 * 4 * 6).fill(0.5), 4, 6);
@@ -88,7 +88,26 @@ test("bad training configs and datasets are refused with the field and the fix",
   assert.throws(() => ds.item(1).image(4), (e: Error) => e instanceof DatasetError && /d\.jsonl line 3: image .*bad\.png does not load/.test(e.message));
   await writeFile(join(root, "e.jsonl"), `{"image": "a.png"}\n`);
   assert.throws(() => jsonlDataset(join(root, "e.jsonl")), /e\.jsonl line 1: expected \{"image": "file\.png", "caption": "non-empty text"\}/);
+  // A folder of name.png + name.txt pairs; an image without its caption file is named.
+  const folder = join(root, "imgs");
+  await mkdir(folder);
+  await writeFile(join(folder, "a.png"), good);
+  await writeFile(join(folder, "a.txt"), "a grey thing\n");
+  const fd = folderDataset(folder);
+  assert.equal(fd.size, 1);
+  assert.equal(fd.item(0).caption, "a grey thing");
+  assert.equal(fd.item(3).image(4).length, 3 * 4 * 4);
+  await writeFile(join(folder, "b.png"), good);
+  assert.throws(() => folderDataset(folder), /imgs: b\.png has no caption file b\.txt/);
   await rm(root, { recursive: true });
+});
+
+test("the default cascade's config is valid: 32 px base, 128 px SR on the scenes with the tiny T5", async () => {
+  const { parseTrainConfig } = await import("../train/train-config.js");
+  const cfg = parseTrainConfig(fileURLToPath(new URL("../../examples/default-cascade.json", import.meta.url)));
+  assert.deepEqual(cfg.stages.map((s) => s.unet.imageSize), [32, 128]);
+  assert.equal(cfg.dataset.kind, "scenes");
+  assert.equal(cfg.textEncoder.class, "T5TextEncoder");
 });
 
 test("the README's example config is valid", async () => {

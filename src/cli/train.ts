@@ -13,7 +13,7 @@ import { WordEncoder } from "../text/word-encoder.js";
 import { T5TextEncoder } from "../text/t5-encoder.js";
 import { cachedEncoder } from "../text/embedding-cache.js";
 import type { TextEncoder } from "../text/encoder.js";
-import { jsonlDataset, sceneDataset, toyDataset } from "../data/datasets.js";
+import { folderDataset, jsonlDataset, sceneDataset, toyDataset } from "../data/datasets.js";
 import { trainStage, type CaptionedDataset } from "../train/stage-trainer.js";
 import { parseTrainConfig, type TrainConfig } from "../train/train-config.js";
 import { writeSampleGrid } from "../train/sample-grid.js";
@@ -65,8 +65,10 @@ function encoderConfig(cfg: TrainConfig): EncoderConfig {
 }
 
 function buildDataset(cfg: TrainConfig): CaptionedDataset {
-  if (cfg.dataset.kind === "jsonl") return jsonlDataset(cfg.dataset.path);
-  return cfg.dataset.kind === "toy" ? toyDataset(cfg.dataset.seed) : sceneDataset(cfg.dataset.seed);
+  const d = cfg.dataset;
+  if (d.kind === "jsonl") return jsonlDataset(d.path);
+  if (d.kind === "folder") return folderDataset(d.path);
+  return d.kind === "toy" ? toyDataset(d.seed) : sceneDataset(d.seed);
 }
 
 const fmtTime = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)}h` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${Math.round(s)}s`);

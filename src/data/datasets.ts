@@ -2,8 +2,8 @@
 // in a JSONL file ({"image": "relative/or/absolute.png", "caption": "..."} per line). Images are centre-
 // cropped to a square and resized to each stage's size; a bad line or a corrupt image is an error naming
 // the file, the line and the fix.
-import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { ImagenError } from "../util/errors.js";
 import { downsampleArea, resizeBilinear } from "../diffusion/noise-aug.js";
 import type { CaptionedDataset } from "../train/stage-trainer.js";
@@ -32,7 +32,8 @@ export function sceneDataset(seed: number): CaptionedDataset {
   };
 }
 
-interface Entry { image: string; caption: string; line: number }
+/** One image and its caption; `where` names the line or file that listed it, for errors. */
+interface Entry { image: string; caption: string; where: string; fix: string }
 
 /** Centre square crop of a CHW image. */
 function centreSquare(x: Float32Array, h: number, w: number): { x: Float32Array; size: number } {
@@ -72,9 +73,40 @@ export function jsonlDataset(path: string): CaptionedDataset & { size: number } 
     if (typeof o !== "object" || o === null || typeof o.image !== "string" || typeof o.caption !== "string" || o.caption.trim() === "") {
       throw new DatasetError(`${where}: expected {"image": "file.png", "caption": "non-empty text"}, got ${raw.slice(0, 120)}`);
     }
-    entries.push({ image: isAbsolute(o.image) ? o.image : resolve(dirname(path), o.image), caption: o.caption, line: i + 1 });
+    entries.push({ image: isAbsolute(o.image) ? o.image : resolve(dirname(path), o.image), caption: o.caption, where, fix: "fix or remove that line" });
   });
   if (entries.length === 0) throw new DatasetError(`dataset ${path}: no entries; add lines like {"image": "cat.png", "caption": "a cat"}`);
+  return imageListDataset(entries);
+}
+
+/**
+ * A folder of PNG images, each captioned by the text file of the same name (`cat.png` + `cat.txt`), the
+ * layout A1111 and kohya-style trainers use. An image without a caption file is an error naming both.
+ */
+export function folderDataset(dir: string): CaptionedDataset & { size: number } {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (e) {
+    throw new DatasetError(`dataset folder ${dir}: cannot list it (${(e as Error).message}); give a folder of name.png + name.txt pairs`);
+  }
+  const entries: Entry[] = [];
+  for (const name of names.filter((n) => /\.png$/i.test(n))) {
+    const image = join(dir, name), captionFile = join(dir, name.replace(/\.png$/i, ".txt"));
+    let caption: string;
+    try {
+      caption = readFileSync(captionFile, "utf8").trim();
+    } catch {
+      throw new DatasetError(`dataset folder ${dir}: ${name} has no caption file ${basename(captionFile)}; write its caption there or remove the image`);
+    }
+    if (caption === "") throw new DatasetError(`dataset folder ${dir}: ${basename(captionFile)} is empty; write the caption of ${name} in it`);
+    entries.push({ image, caption, where: `dataset folder ${dir}`, fix: "fix or remove that file" });
+  }
+  if (entries.length === 0) throw new DatasetError(`dataset folder ${dir}: no PNG images; add name.png + name.txt pairs`);
+  return imageListDataset(entries);
+}
+
+function imageListDataset(entries: Entry[]): CaptionedDataset & { size: number } {
   const cache = new Map<number, { x: Float32Array; size: number }>();
   const load = (k: number) => {
     let img = cache.get(k);
@@ -84,7 +116,7 @@ export function jsonlDataset(path: string): CaptionedDataset & { size: number } 
       try {
         decoded = pngToImage(readFileSync(e.image));
       } catch (err) {
-        throw new DatasetError(`${path} line ${e.line}: image ${e.image} does not load (${(err as Error).message}); fix or remove that line (PNG only)`);
+        throw new DatasetError(`${e.where}: image ${e.image} does not load (${(err as Error).message}); ${e.fix} (PNG only)`);
       }
       img = centreSquare(decoded.x, decoded.height, decoded.width);
       cache.set(k, img);

@@ -12,7 +12,7 @@ import { lrSchedules, type LrScheduleName } from "./lr.js";
 export class TrainConfigError extends ImagenError {}
 
 export type EncoderSpec = { class: "WordEncoder"; dim: number; maxLength: number; seed: number } | { class: "T5TextEncoder"; path: string; maxLength: number };
-export type DatasetSpec = { kind: "toy" | "scenes"; seed: number } | { kind: "jsonl"; path: string };
+export type DatasetSpec = { kind: "toy"; seed: number } | { kind: "scenes"; seed: number } | { kind: "jsonl"; path: string } | { kind: "folder"; path: string };
 
 export interface StageTrainSpec {
   unet: UNetConfig; parameterization: Parameterization; schedule: ScheduleName;
@@ -61,11 +61,12 @@ export function parseTrainConfig(file: string): TrainConfig {
     : { class: "T5TextEncoder", path: path(str(te, "path", "textEncoder.path")), maxLength };
 
   const ds = raw.dataset;
-  if (!isObj(ds)) throw bad("dataset", `{"kind": "scenes", "seed": 0}, {"kind": "toy", "seed": 0} or {"kind": "jsonl", "path": "train.jsonl"}`, ds);
-  const kind = str(ds, "kind", "dataset.kind", ["scenes", "toy", "jsonl"]);
-  const dataset: DatasetSpec = kind !== "jsonl"
-    ? { kind: kind as "toy" | "scenes", seed: num(ds, "seed", "dataset.seed", (n) => int(n) && n >= 0, "an integer >= 0", 0) }
-    : { kind: "jsonl", path: path(str(ds, "path", "dataset.path")) };
+  if (!isObj(ds)) throw bad("dataset", `{"kind": "scenes", "seed": 0}, {"kind": "toy", "seed": 0}, {"kind": "jsonl", "path": "train.jsonl"} or {"kind": "folder", "path": "images/"}`, ds);
+  const kind = str(ds, "kind", "dataset.kind", ["scenes", "toy", "jsonl", "folder"]);
+  const seedOf = () => num(ds, "seed", "dataset.seed", (n) => int(n) && n >= 0, "an integer >= 0", 0);
+  const pathOf = () => path(str(ds, "path", "dataset.path"));
+  const dataset: DatasetSpec = kind === "scenes" ? { kind, seed: seedOf() } : kind === "toy" ? { kind, seed: seedOf() }
+    : kind === "folder" ? { kind, path: pathOf() } : { kind: "jsonl", path: pathOf() };
 
   if (!Array.isArray(raw.stages) || raw.stages.length === 0) throw bad("stages", "a non-empty list of stage objects", raw.stages);
   const stages = raw.stages.map((s: unknown, i: number): StageTrainSpec => {
