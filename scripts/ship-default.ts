@@ -1,7 +1,7 @@
 // Packs the default cascade trained by `npm run train:default` into models/default (fp16, the T5 encoder
 // referenced from models/text/tiny-t5 rather than copied), with each stage's loss summary and a thinned
 // training log for the model card. A stage that has not reached its configured steps is packed from its
-// newest checkpoint (EMA weights where kept), and the card says so.
+// newest checkpoint (EMA weights where they are trustworthy), and the card says so.
 // Usage: node --import tsx scripts/ship-default.ts [--config examples/default-cascade.json] [--to models/default]
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
@@ -29,15 +29,20 @@ for (const [i, st] of cfg.stages.entries()) {
   const shapes = new Map([...unet.stateDict()].map(([k, t]) => [k, t.shape]));
   let weights: Map<string, { shape: readonly number[]; data: Float32Array }>;
   let from: string;
-  if (existsSync(join(dir, "final.safetensors"))) {
+  const ck = await loadLatestCheckpoint(join(dir, "checkpoints"));
+  if (ck) {
+    // Checkpoints from before the EMA warmup hold an average that started from the initial weights with a
+    // fixed decay, i.e. a share decay^step of the random init: use such an EMA only once that is under 1%.
+    const warm = (ck.data.state as { emaWarmup?: boolean }).emaWarmup === true;
+    const useEma = st.emaDecay !== undefined && (warm || st.emaDecay ** ck.step < 0.01);
+    const group = useEma ? ck.data.tensors.ema : ck.data.tensors.model;
+    weights = new Map([...group].map(([k, t]) => [k, { shape: shapes.get(k) ?? t.shape, data: t.data }]));
+    from = `checkpoint at step ${ck.step} (${useEma ? "EMA" : "raw, not EMA,"} weights)`;
+  } else if (existsSync(join(dir, "final.safetensors"))) {
     weights = new Map([...(await loadSafetensors(join(dir, "final.safetensors"))).tensors].map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }]));
     from = "final.safetensors";
   } else {
-    const ck = await loadLatestCheckpoint(join(dir, "checkpoints"));
-    if (!ck) throw new Error(`ship-default: stage ${i} has neither final weights nor a checkpoint in ${dir}; train it first`);
-    const group = st.emaDecay !== undefined ? ck.data.tensors.ema : ck.data.tensors.model;
-    weights = new Map([...group].map(([k, t]) => [k, { shape: shapes.get(k) ?? t.shape, data: t.data }]));
-    from = `checkpoint at step ${ck.step}${st.emaDecay !== undefined ? " (EMA weights)" : ""}`;
+    throw new Error(`ship-default: stage ${i} has neither a checkpoint nor final weights in ${dir}; train it first`);
   }
   unet.loadStateDict(weights);
   stages.push({ unet, parameterization: st.parameterization, schedule: st.schedule });

@@ -173,7 +173,8 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
       const asGroup = (m: Map<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, { shape: [v.length], data: v }]));
       await saveCheckpoint(o.checkpointDir, step, {
         tensors: { model: o.unet.stateDict(), adam_m: asGroup(st.m), adam_v: asGroup(st.v), ema: asGroup(trainer.emaWeights()) },
-        state: { step, rng: st.rng, losses },
+        // emaWarmup: the EMA here used the warmed-up decay (older checkpoints' EMA started from the init weights).
+        state: { step, rng: st.rng, losses, emaWarmup: true },
       }, { keep: o.keep ?? 3 });
     }
     await o.onStep?.(step);

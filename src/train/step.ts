@@ -10,7 +10,7 @@ import { bindParameters, type Module, type Parameter } from "../nn/module.js";
 import { collectRandomInputs, fillRandomInputs } from "../nn/random.js";
 import { compileGraph, type CompiledGraph, type InputSpec, type SessionOptions } from "../runtime/session.js";
 import type { HostTensor } from "../runtime/host.js";
-import { adamwShared, adamwUpdate, checkAdamW, clipByGlobalNorm, emaUpdate, globalNorm, type AdamWConfig } from "./adamw.js";
+import { adamwShared, adamwUpdate, checkAdamW, clipByGlobalNorm, emaDecayAt, emaUpdate, globalNorm, type AdamWConfig } from "./adamw.js";
 
 export interface TrainStepOptions<S extends Record<string, InputSpec>> {
   model: Module;
@@ -57,6 +57,7 @@ export class TrainStep<S extends Record<string, InputSpec>> {
     const batchInputs = Object.entries(o.batch).map(([name, s]) => input(name, s.shape, s.dtype ?? "float32"));
     const lr = input("lr", []);
     const step = input("step", []);
+    const emaDecay = input("ema_decay", []);
     const bound = bindParameters(o.model, "input", "param.");
     try {
       const batch = Object.fromEntries(batchInputs.map((t) => [t.attrs.name, t])) as { [K in keyof S]: Tensor };
@@ -79,11 +80,11 @@ export class TrainStep<S extends Record<string, InputSpec>> {
         if (cfg.emaDecay !== undefined) {
           const e = input(`ema.${name}`, p.shape);
           stateInputs.push(e);
-          outputs[`new.ema.${name}`] = emaUpdate(e, upd.p, cfg.emaDecay);
+          outputs[`new.ema.${name}`] = emaUpdate(e, upd.p, emaDecay);
         }
       });
       const frozen = [...o.model.namedParameters()].filter(([, p]) => !p.trainable);
-      const allInputs = [...batchInputs, lr, step, ...bound.inputs, ...stateInputs, ...randomInputs];
+      const allInputs = [...batchInputs, lr, step, ...(cfg.emaDecay !== undefined ? [emaDecay] : []), ...bound.inputs, ...stateInputs, ...randomInputs];
       const graph = await compileGraph(outputs, allInputs, o.session);
       const slots = trainable.map(([name, p]) => ({
         name, param: p, m: new Float32Array(p.size), v: new Float32Array(p.size),
@@ -102,6 +103,7 @@ export class TrainStep<S extends Record<string, InputSpec>> {
     const feeds: Record<string, HostTensor> = { ...(batch as Record<string, HostTensor>) };
     feeds.lr = { data: new Float32Array([lr]), shape: [] };
     feeds.step = { data: new Float32Array([t]), shape: [] };
+    if (this.config.emaDecay !== undefined) feeds.ema_decay = { data: new Float32Array([emaDecayAt(this.config.emaDecay, t)]), shape: [] };
     for (const s of this.slots) {
       feeds[`param.${s.name}`] = { data: s.param.data, shape: s.param.shape };
       feeds[`adam_m.${s.name}`] = { data: s.m, shape: s.param.shape };
