@@ -89,8 +89,13 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   const taps = kh * kw;
   const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [x, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]])]) : x;
   const dyT = ctx.op("Transpose", [ctx.op("Reshape", [dy, ctx.constI64([0, o, ho * wo])])], { perm: ctxInts([0, 2, 1]) }); // [N, P, O]
-  const tap = (i: number, j: number, shape: number[]) =>
-    ctx.op("Reshape", [ctx.op("Slice", [xp, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]), ctx.constI64(shape)]);
+  const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
+  // The tap whose window is the unpadded input itself (the centre of a "same" conv) needs no copy.
+  const tap = (i: number, j: number, shape: number[]) => {
+    const whole = i === g.pad[0] && j === g.pad[1] && ho === h && wo === w;
+    const view = whole ? x : ctx.op("Slice", [xp, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]);
+    return ctx.op("Reshape", [view, ctx.constI64(shape)]);
+  };
   const sumBatch = (v: string) => ctx.op("ReduceSum", [v, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } });
   if (ho * wo >= 256) {
     const parts: string[] = [];
