@@ -2,13 +2,14 @@
 // Their gradients come from the primitives' rules; tests check values and gradients like any op.
 import { ShapeError } from "../util/errors.js";
 import {
-  add, erf, exp, log, matmul, max, mean, mT, mul, reciprocal, reshape, sigmoid, softmax, sqrt, square,
+  add, erf, exp, log, matmul, max, mean, mT, mul, reciprocal, reshape, softmax, sqrt, square,
   stopGradient, sub, sum, tanh, transpose,
 } from "./ops-basic.js";
 import { type Tensor, fmtShape } from "./tensor.js";
 import { make } from "./build.js";
 
-export const silu = (x: Tensor) => mul(x, sigmoid(x));
+/** SiLU (swish), x * sigmoid(x): the silu primitive. */
+export const silu = (x: Tensor) => make("silu", [x], {});
 
 /** Exact GELU: x * Phi(x). */
 export const gelu = (x: Tensor) => mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
@@ -52,6 +53,7 @@ export function groupNorm(x: Tensor, groups: number, gamma?: Tensor, beta?: Tens
   if (typeof c !== "number" || c % groups !== 0) {
     throw new ShapeError(`groupNorm: channels ${c} of ${fmtShape(x.shape)} must be a static multiple of groups ${groups}`);
   }
+  if (gamma && beta) return make("groupNormalize", [x, gamma, beta], { groups, eps });
   let y = make("groupNormalize", [x], { groups, eps }) as Tensor;
   const affineShape = [c, ...x.shape.slice(2).map(() => 1)];
   if (gamma) y = mul(y, reshape(gamma, affineShape));

@@ -158,10 +158,23 @@ export function emitModel(
     const rule = lowerRules[node.op] as LowerRule<Op>;
     names.set(node.id, rule(ctx, node, ins));
   }
+  // An output computed by a node takes the output's name directly (renamed where it is consumed too); an
+  // Identity (a copy in ORT) is left only for inputs, initializers and a value that two outputs share.
+  const producedBy = new Map<string, OnnxNode>();
+  for (const node of ctx.nodes) for (const o of node.outputs) producedBy.set(o, node);
+  const renamed = new Map<string, string>();
   const outInfos = Object.entries(outputs).map(([name, t]) => {
-    ctx.nodes.push({ opType: "Identity", inputs: [names.get(t.id) as string], outputs: [name], name: `out_${name}` });
+    const value = names.get(t.id) as string;
+    if (producedBy.has(value) && !renamed.has(value) && !byName.has(value)) renamed.set(value, name);
+    else ctx.nodes.push({ opType: "Identity", inputs: [renamed.get(value) ?? value], outputs: [name], name: `out_${name}` });
     return { name, shape: t.shape, dtype: t.dtype };
   });
+  if (renamed.size > 0) {
+    const rename = (v: string) => renamed.get(v) ?? v;
+    ctx.nodes.forEach((node, i) => {
+      ctx.nodes[i] = { ...node, inputs: node.inputs.map(rename), outputs: node.outputs.map(rename) };
+    });
+  }
   const inInfos = [...byName.values()].map((n) => ({ name: n.attrs.name, shape: n.shape, dtype: n.dtype }));
   const bytes = encodeModel(
     {

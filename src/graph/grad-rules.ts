@@ -5,7 +5,7 @@ import { binaryOps, unaryOps } from "./ops.js";
 import { make } from "./build.js";
 import {
   add, cos, div, mean, reciprocal, sqrt, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
-  slice, square, sub, sum, transpose, where,
+  sigmoid, slice, square, sub, sum, transpose, where,
 } from "./ops-basic.js";
 import { type Shape, Tensor } from "./tensor.js";
 
@@ -75,6 +75,10 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
   where: (n, g) => {
     const [c, a, b] = n.inputs;
     return [null, unbroadcast(where(c, g, 0), a.shape), unbroadcast(where(c, 0, g), b.shape)];
+  },
+  silu: (n, g) => {
+    const s = sigmoid(n.inputs[0]);
+    return [mul(g, add(s, mul(n, sub(1, s))))];
   },
   cast: (n, g) => [n.inputs[0].dtype === "float32" && n.dtype === "float32" ? g : null],
   matmul: (n, g) => {
@@ -159,15 +163,33 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const gy = mul(g, n);
     return [sub(gy, mul(n, sum(gy, n.attrs.axis, true)))];
   },
-  // dx = rstd * (g - mean(g) - y * mean(g * y)) per group, with y the normalised output.
+  // With yh = (x - mu) * rstd and gy = g * gamma (the cotangent of yh): dx = rstd * (gy - mean(gy) - yh * mean(gy * yh))
+  // per group. Both means come from per-channel sums of g and g * (x - mu), which give dgamma and dbeta too,
+  // so dx = g * rstd * gamma + (x - mu) * k2 + k3 with per-group k2, k3: seven full passes for the whole GroupNorm.
   groupNormalize: (n, g) => {
-    const x = n.inputs[0];
-    const grouped = [x.shape[0], n.attrs.groups, -1];
-    const [xr, gr, yr] = [x, g, n].map((t) => reshape(t, grouped)); // [B, G, C/G * spatial]
-    const mu = mean(xr, 2, true);
-    const rstd = reciprocal(sqrt(add(mean(square(sub(xr, mu)), 2, true), n.attrs.eps)));
-    const dx = mul(rstd, sub(sub(gr, mean(gr, 2, true)), mul(yr, mean(mul(gr, yr), 2, true))));
-    return [reshape(dx, x.shape)];
+    const [x, gamma] = n.inputs;
+    const [b, c] = [x.shape[0], x.shape[1] as number];
+    const groups = n.attrs.groups;
+    const per = c / groups;
+    const len = (x.shape.slice(1) as number[]).reduce((p, d) => p * d, 1) / groups; // C/G * spatial
+    const grouped = [b, groups, -1];
+    const channels = [b, c, -1];
+    const xr = reshape(x, grouped); // [B, G, L]
+    const xc = sub(xr, mean(xr, 2, true));
+    const rstd = reciprocal(sqrt(add(mean(square(xc), 2, true), n.attrs.eps))); // [B, G, 1]
+    const rstdC = reshape(expand(rstd, [b, groups, per]), [b, c]); // [B, C]
+    const gc = reshape(g, channels); // [B, C, S]
+    const q = sum(gc, 2); // [B, C]: sum of g
+    const p = mul(sum(mul(gc, reshape(xc, channels)), 2), rstdC); // [B, C]: sum of g * yh
+    const [gq, gp] = gamma ? [mul(q, gamma), mul(p, gamma)] : [q, p];
+    const groupMean = (t: Tensor) => div(sum(reshape(t, [b, groups, per]), 2, true), len); // [B, G, 1]
+    const [m1, m2] = [groupMean(gq), groupMean(gp)];
+    const k1 = reshape(gamma ? mul(rstdC, gamma) : rstdC, [b, c, 1]);
+    const k2 = neg(mul(square(rstd), m2));
+    const k3 = neg(mul(rstd, m1));
+    const dx = add(reshape(mul(gc, k1), grouped), add(mul(xc, k2), k3));
+    const gx = reshape(dx, x.shape);
+    return gamma ? [gx, sum(p, 0), sum(q, 0)] : [gx];
   },
   upsampleNearest: (n, g) => {
     const [b, c, h, w] = n.inputs[0].shape;

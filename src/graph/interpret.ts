@@ -208,6 +208,7 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
   reciprocal: unary((v) => 1 / v),
   tanh: unary(Math.tanh),
   sigmoid: unary(sigmoid),
+  silu: unary((v) => v * sigmoid(v)),
   erf: unary(erf),
   sin: unary(Math.sin),
   cos: unary(Math.cos),
@@ -320,18 +321,21 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
     return { shape: [nRows, ...rowShape], data: out, dtype: upd.dtype };
   },
   softmax: ([x], { axis }) => softmax(x, axis),
-  groupNormalize: ([x], { groups, eps }) => {
+  groupNormalize: ([x, gamma, beta], { groups, eps }) => {
     const [b, c] = x.shape;
     const per = x.data.length / (b * groups);
+    const spatial = x.data.length / (b * c);
     const out = new Float64Array(x.data.length);
     for (let k = 0; k < b * groups; k++) {
       const seg = x.data.subarray(k * per, (k + 1) * per);
       const mu = seg.reduce((s, v) => s + v, 0) / per;
       const vr = seg.reduce((s, v) => s + (v - mu) ** 2, 0) / per;
       const r = 1 / Math.sqrt(vr + eps);
-      for (let i = 0; i < per; i++) out[k * per + i] = (seg[i] - mu) * r;
+      for (let i = 0; i < per; i++) {
+        const ch = Math.floor((k * per + i) / spatial) % c;
+        out[k * per + i] = gamma ? (seg[i] - mu) * r * gamma.data[ch] + beta.data[ch] : (seg[i] - mu) * r;
+      }
     }
-    void c;
     return { shape: [...x.shape], data: out, dtype: "float32" };
   },
   upsampleNearest: ([x], { factor }) => {

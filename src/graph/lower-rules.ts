@@ -89,8 +89,13 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   const taps = kh * kw;
   const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [x, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]])]) : x;
   const dyT = ctx.op("Transpose", [ctx.op("Reshape", [dy, ctx.constI64([0, o, ho * wo])])], { perm: ctxInts([0, 2, 1]) }); // [N, P, O]
-  const tap = (i: number, j: number, shape: number[]) =>
-    ctx.op("Reshape", [ctx.op("Slice", [xp, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]), ctx.constI64(shape)]);
+  const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
+  // The tap whose window is the unpadded input itself (the centre of a "same" conv) needs no copy.
+  const tap = (i: number, j: number, shape: number[]) => {
+    const whole = i === g.pad[0] && j === g.pad[1] && ho === h && wo === w;
+    const view = whole ? x : ctx.op("Slice", [xp, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]);
+    return ctx.op("Reshape", [view, ctx.constI64(shape)]);
+  };
   const sumBatch = (v: string) => ctx.op("ReduceSum", [v, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } });
   if (ho * wo >= 256) {
     const parts: string[] = [];
@@ -133,6 +138,15 @@ const lowerConvWeightGrad: LowerRule<"convWeightGrad"> = (ctx, node, [x, dy]) =>
   return parts.length === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 0 } });
 };
 
+/** GroupNorm without the affine: ORT's InstanceNormalization over x viewed as [B, groups, -1]. */
+function lowerGroupNormalize(ctx: EmitContext, n: Tensor<"groupNormalize">, x: string): string {
+  const g = n.attrs.groups;
+  const grouped = ctx.op("Reshape", [x, ctx.constI64([0, g, -1])]);
+  const normed = ctx.op("InstanceNormalization", [grouped, ctx.constF32s(new Float32Array(g).fill(1)), ctx.constF32s(new Float32Array(g))],
+    { epsilon: { type: "float", value: n.attrs.eps } });
+  return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
+}
+
 const unaryLower = Object.fromEntries(
   unaryOps.map((k) => [k, ((ctx, _n, ins) => ctx.op(onnxUnary[k], ins)) as LowerRule<typeof k>]),
 ) as { [K in (typeof unaryOps)[number]]: LowerRule<K> };
@@ -146,6 +160,9 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   ...unaryLower,
   ...binaryLower,
   where: (ctx, _n, ins) => ctx.op("Where", ins),
+  // x * Sigmoid(x): ORT's CPU optimiser fuses the pair into one QuickGelu pass where nothing else reads the
+  // Sigmoid (inference), and shares the Sigmoid with the gradient's where it does (training).
+  silu: (ctx, _n, [x]) => ctx.op("Mul", [x, ctx.op("Sigmoid", [x])]),
   cast: (ctx, n, ins) => ctx.op("Cast", ins, { to: { type: "int", value: ctx.onnxType(n.attrs.to) } }),
   matmul: (ctx, _n, ins) => ctx.op("MatMul", ins),
   conv: (ctx, n, ins) => {
@@ -181,12 +198,11 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
     return ctx.op("ScatterND", [zeros, idx1, upd], { reduction: { type: "string", value: "add" } });
   },
   softmax: (ctx, n, [x]) => ctx.op("Softmax", [x], { axis: { type: "int", value: n.attrs.axis } }),
-  groupNormalize: (ctx, n, [x]) => {
-    const g = n.attrs.groups;
-    const grouped = ctx.op("Reshape", [x, ctx.constI64([0, g, -1])]);
-    const normed = ctx.op("InstanceNormalization", [grouped, ctx.constF32s(new Float32Array(g).fill(1)), ctx.constF32s(new Float32Array(g))],
-      { epsilon: { type: "float", value: n.attrs.eps } });
-    return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
+  groupNormalize: (ctx, n, [x, gamma, beta]) => {
+    const normed = lowerGroupNormalize(ctx, n, x);
+    if (gamma === undefined) return normed;
+    const affine = ctx.constI64([n.shape[1] as number, ...n.shape.slice(2).map(() => 1)]);
+    return ctx.op("Add", [ctx.op("Mul", [normed, ctx.op("Reshape", [gamma, affine])]), ctx.op("Reshape", [beta, affine])]);
   },
   upsampleNearest: (ctx, n, [x]) => {
     const f = n.attrs.factor;

@@ -23,6 +23,11 @@ export interface OpAttrs {
   add: Empty; sub: Empty; mul: Empty; div: Empty; maximum: Empty; minimum: Empty;
   less: Empty; greater: Empty; equal: Empty;
   where: Empty;
+  /**
+   * SiLU, x * sigmoid(x). A primitive so its gradient is one short expression, g * (s + y * (1 - s)) with
+   * s = sigmoid(x), instead of the product rule over mul and sigmoid (two fewer full passes in training).
+   */
+  silu: Empty;
   cast: { to: DType };
   /** Batched matrix product [..., M, K] x [..., K, N], batch dims broadcast. */
   matmul: Empty;
@@ -49,9 +54,10 @@ export interface OpAttrs {
   scatterAdd: { rows: Dim };
   softmax: { axis: number };
   /**
-   * GroupNorm without the affine: x [B, C, ...] normalised per sample over each of `groups` contiguous
-   * channel blocks (biased variance). A primitive so it can lower to ORT's InstanceNormalization kernel;
-   * its gradient is written from primitives.
+   * GroupNorm: x [B, C, ...] normalised per sample over each of `groups` contiguous channel blocks (biased
+   * variance), then, when gamma [C] and beta [C] are given as inputs 2 and 3, scaled and shifted per channel.
+   * A primitive so it can lower to ORT's InstanceNormalization kernel, and so its gradient (written from
+   * primitives) can fold the affine's into the normalisation's: fewer full passes than the chain rule over both.
    */
   groupNormalize: { groups: number; eps: number };
   /**
@@ -81,7 +87,7 @@ export const comparisonOps: ReadonlySet<Op> = new Set<Op>(["less", "greater", "e
 
 /** Every op, listed once; tests walk this list to prove each op has every rule and a check. */
 export const allOps: readonly Op[] = [
-  "input", "constant", ...unaryOps, ...binaryOps, "where", "cast", "matmul", "conv", "convTranspose",
+  "input", "constant", ...unaryOps, ...binaryOps, "where", "silu", "cast", "matmul", "conv", "convTranspose",
   "convWeightGrad", "reduceSum", "reduceMax", "reshape", "transpose", "expand", "slice", "flip", "concat",
   "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "upsampleNearest", "stopGradient", "dimSize",
 ];

@@ -100,6 +100,7 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     check(shape !== null, "where", inputs, () => "shapes do not broadcast");
     return { shape, dtype: a.dtype };
   },
+  silu: unary,
   cast: (inputs, attrs) => ({ shape: inputs[0].shape, dtype: attrs.to }),
   matmul: (inputs) => {
     const [a, b] = inputs;
@@ -237,6 +238,8 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     check(x.rank >= 3 && typeof c === "number" && Number.isInteger(attrs.groups) && attrs.groups >= 1 && c % attrs.groups === 0,
       "groupNormalize", inputs, () => `expected [B, C, ...] with static C divisible by groups ${attrs.groups}`);
     check(x.shape.slice(1).every((d) => typeof d === "number") && attrs.eps >= 0, "groupNormalize", inputs, () => "axes 1.. must be static and eps >= 0");
+    check(inputs.length === 1 || (inputs.length === 3 && inputs.slice(1).every((t) => t.rank === 1 && t.shape[0] === c && t.dtype === "float32")),
+      "groupNormalize", inputs, () => `expected x alone or x, gamma [${c}], beta [${c}]`);
     return { shape: x.shape, dtype: "float32" };
   },
   upsampleNearest: (inputs, attrs) => {

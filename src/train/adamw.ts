@@ -31,11 +31,11 @@ export function checkAdamW(c: AdamWConfig): Required<Omit<AdamWConfig, "clipNorm
   return cfg;
 }
 
-/** Global L2 norm of a list of gradients, as a scalar tensor. */
-export function globalNorm(grads: readonly Tensor[]): Tensor {
+/** Global L2 norm of a list of gradients, as a scalar tensor (`squares`: their g * g, when already built). */
+export function globalNorm(grads: readonly Tensor[], squares?: readonly Tensor[]): Tensor {
   let total: Tensor | null = null;
-  for (const g of grads) {
-    const s = sum(square(g));
+  for (const [i, g] of grads.entries()) {
+    const s = sum(squares?.[i] ?? square(g));
     total = total ? add(total, s) : s;
   }
   return sqrt(total ?? sum(square(grads[0])));
@@ -54,26 +54,32 @@ export interface AdamWScalars {
 
 /** Per-step scalars shared by every parameter's update (built once per graph, not once per tensor). */
 export interface AdamWShared {
-  bc2Sqrt: Tensor; // sqrt(1 - beta2^t)
-  stepSize: Tensor; // lr / (1 - beta1^t)
+  /** eps * sqrt(1 - beta2^t): torch's denominator sqrt(v) / sqrt(bc2) + eps, multiplied through by sqrt(bc2). */
+  epsScaled: Tensor;
+  /** lr * sqrt(1 - beta2^t) / (1 - beta1^t), the step size once the denominator is so scaled. */
+  stepScaled: Tensor;
   decayFactor: Tensor; // 1 - lr * weightDecay
 }
 
 export function adamwShared(s: AdamWScalars, cfg: ReturnType<typeof checkAdamW>): AdamWShared {
   const bc1 = sub(1, exp(mul(s.step, Math.log(cfg.beta1 || 1e-30))));
-  const bc2 = sub(1, exp(mul(s.step, Math.log(cfg.beta2 || 1e-30))));
-  return { bc2Sqrt: sqrt(bc2), stepSize: div(s.lr, bc1), decayFactor: sub(1, mul(s.lr, cfg.weightDecay)) };
+  const bc2Sqrt = sqrt(sub(1, exp(mul(s.step, Math.log(cfg.beta2 || 1e-30)))));
+  return { epsScaled: mul(bc2Sqrt, cfg.eps), stepScaled: div(mul(s.lr, bc2Sqrt), bc1), decayFactor: sub(1, mul(s.lr, cfg.weightDecay)) };
 }
 
-/** One AdamW update of parameter p with gradient g and moments m, v (torch.optim.AdamW's arithmetic). */
+/**
+ * One AdamW update of parameter p with gradient g and moments m, v: torch.optim.AdamW's arithmetic, with the
+ * per-step scalars folded together so each parameter costs fewer full passes (the graph has one per op).
+ * `gSquared` may pass g * g when the graph already has it (the global norm computes it).
+ */
 export function adamwUpdate(
-  p: Tensor, g: Tensor, m: Tensor, v: Tensor, sh: AdamWShared, cfg: ReturnType<typeof checkAdamW>, decay: boolean,
+  p: Tensor, g: Tensor, m: Tensor, v: Tensor, sh: AdamWShared, cfg: ReturnType<typeof checkAdamW>, decay: boolean, gSquared?: Tensor,
 ): { p: Tensor; m: Tensor; v: Tensor } {
   const m1 = add(mul(m, cfg.beta1), mul(g, 1 - cfg.beta1));
-  const v1 = add(mul(v, cfg.beta2), mul(square(g), 1 - cfg.beta2));
-  const denom = add(div(sqrt(v1), sh.bc2Sqrt), cfg.eps);
+  const v1 = add(mul(v, cfg.beta2), mul(gSquared ?? square(g), 1 - cfg.beta2));
+  const update = div(mul(m1, sh.stepScaled), add(sqrt(v1), sh.epsScaled));
   const decayed = decay && cfg.weightDecay > 0 ? mul(p, sh.decayFactor) : p;
-  return { p: sub(decayed, mul(sh.stepSize, div(m1, denom))), m: m1, v: v1 };
+  return { p: sub(decayed, update), m: m1, v: v1 };
 }
 
 /** One EMA step, decay * ema + (1 - decay) * p, with the decay a scalar graph input (it warms up). */

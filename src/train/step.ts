@@ -5,6 +5,7 @@ import { ValueError } from "../util/errors.js";
 import { Rng, type RngState } from "../util/rng.js";
 import { input } from "../graph/build.js";
 import { grad } from "../graph/autodiff.js";
+import { square } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
 import { bindParameters, type Module, type Parameter } from "../nn/module.js";
 import { collectRandomInputs, fillRandomInputs } from "../nn/random.js";
@@ -64,7 +65,8 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       const { result: loss, randomInputs } = collectRandomInputs(() => o.loss(batch));
       const params = trainable.map(([, p]) => p.t);
       let grads = grad(loss, params);
-      const norm = globalNorm(grads);
+      const squares = grads.map(square);
+      const norm = globalNorm(grads, squares);
       if (cfg.clipNorm !== undefined) grads = clipByGlobalNorm(grads, norm, cfg.clipNorm);
       const outputs: Record<string, Tensor> = { loss, gradNorm: norm };
       const stateInputs: Tensor<"input">[] = [];
@@ -73,7 +75,7 @@ export class TrainStep<S extends Record<string, InputSpec>> {
         const m = input(`adam_m.${name}`, p.shape);
         const v = input(`adam_v.${name}`, p.shape);
         stateInputs.push(m, v);
-        const upd = adamwUpdate(params[i], grads[i], m, v, shared, cfg, p.decay);
+        const upd = adamwUpdate(params[i], grads[i], m, v, shared, cfg, p.decay, cfg.clipNorm === undefined ? squares[i] : undefined);
         outputs[`new.param.${name}`] = upd.p;
         outputs[`new.adam_m.${name}`] = upd.m;
         outputs[`new.adam_v.${name}`] = upd.v;
