@@ -101,11 +101,16 @@ function thingPhrase(rng: Rng, t: Thing, plural = false): string {
   }
   const e = emojiByName[t.object];
   let w = pick(rng, e.words);
-  if (plural) w = w.endsWith("s") || w.endsWith("sh") || w.endsWith("x") ? `${w}es` : w === "fish" ? w : w.endsWith("y") && !w.endsWith("ey") ? `${w.slice(0, -1)}ies` : `${w}s`;
-  if (w === "fishes") w = "fish";
+  if (plural) w = pluralOf(w);
   // An object whose name needs its colour ("green apple") always says it; others sometimes do.
   const needsColor = e.name !== e.words[0] || emojiObjects.some((o) => o !== e && o.words.includes(e.words[0]));
   return e.color && (needsColor || coin(rng, 0.3)) ? `${e.color} ${w}` : w;
+}
+function pluralOf(word: string): string {
+  if (word === "fish") return word;
+  if (/(s|sh|x)$/.test(word)) return `${word}es`;
+  if (word.endsWith("y") && !word.endsWith("ey")) return `${word.slice(0, -1)}ies`;
+  return `${word}s`;
 }
 const article = (phrase: string) => (/^[aeiou]/.test(phrase) ? `an ${phrase}` : `a ${phrase}`);
 

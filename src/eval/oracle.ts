@@ -66,13 +66,12 @@ function shapeMask(shape: ShapeName): Float32Array {
   let m = shapeMasks.get(shape);
   if (m) return m;
   // The shape's ink bbox, sampled on a T x T grid with 4x4 supersampling.
-  const hi = 256, pts: [number, number][] = [];
+  const hi = 256;
   let [x0, y0, x1, y1] = [1, 1, -1, -1];
   for (let i = 0; i < hi; i++) for (let j = 0; j < hi; j++) {
     const [x, y] = [(2 * (j + 0.5)) / hi - 1, (2 * (i + 0.5)) / hi - 1];
     if (insideShape(shape, x, y)) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
   }
-  pts.length = 0;
   m = new Float32Array(T * T);
   for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
     let c = 0;
