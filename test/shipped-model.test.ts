@@ -1,5 +1,5 @@
 // The cascade shipped in models/default: `imagen generate` uses it when no --model is given, the same seed
-// gives the same bytes, and its oracle-scored alignment on held-out colour prompts stays above a floor.
+// gives the same bytes, and `imagen eval` scores it; the background it follows stays above a floor.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile } from "node:fs/promises";
@@ -9,6 +9,7 @@ import { decodePng } from "../src/data/png.js";
 import { runGenerate, type GenerateFlags } from "../src/cli/generate.js";
 import { defaultModelDir } from "../src/cli/default-model.js";
 import { loadCascade } from "../src/pipeline/model-folder.js";
+import { runEval, formatReport, type EvalFlags } from "../src/cli/eval.js";
 
 const flags = (out: string, extra: Partial<GenerateFlags> = {}): GenerateFlags => ({
   out, guidance: "4", seed: "1", sampler: "dpmpp2m", thresholding: "dynamic", augLevel: "0.2", batch: "1", json: true, ...extra,
@@ -34,4 +35,27 @@ test("shipped model: generate without --model writes a 128 px PNG, byte-identica
   assert.equal(png.height, 128);
   assert.match(png.text.parameters, /Model: default/);
   await assert.rejects(runGenerate(prompt, flags(join(out, "c"), { guidance: "NaN" })), /--guidance/);
+});
+
+const evalFlags = (extra: Partial<EvalFlags> = {}): EvalFlags => ({ samples: "1", seed: "0", guidance: "4", json: true, ...extra });
+
+test("imagen eval: per-category scores of the shipped model; --stage scores the base at 32 px", async () => {
+  const r = await runEval(evalFlags({ limit: "2" })); // "a red triangle", "... on a white background"
+  assert.equal(r.prompts, 2);
+  assert.equal(r.stage, 1);
+  assert.equal(r.size, 128);
+  assert.deepEqual(Object.keys(r.categories).sort(), ["background", "colors"]);
+  assert.equal(r.categories.colors.total, 4); // colour + object, per prompt
+  assert.equal(r.categories.background.total, 1);
+  assert.match(formatReport(r), /stage 1 \(128 px\): 2 prompts x 1 samples/);
+  await assert.rejects(runEval(evalFlags({ stage: "2" })), /--stage: expected an integer from 0 to 1/);
+  await assert.rejects(runEval(evalFlags({ samples: "0" })), /--samples/);
+});
+
+test("shipped model: its base follows the stated background colour (a floor; chance is 1 in 3)", async () => {
+  // The first 16 held-out prompts are the colour prompts; 8 of them state a background. Measured: 6/8.
+  const r = await runEval(evalFlags({ limit: "16", stage: "0" }));
+  assert.equal(r.size, 32);
+  assert.equal(r.categories.background.total, 8);
+  assert.ok(r.categories.background.correct >= 5, `background right in ${r.categories.background.correct}/8`);
 });

@@ -12,9 +12,9 @@ import { evalPrompts } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultModelDir } from "./default-model.js";
 
-export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string }
+export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string }
 export interface EvalReport {
-  model: string; samples: number; seed: number; guidance: number; prompts: number;
+  model: string; samples: number; seed: number; guidance: number; prompts: number; stage: number; size: number;
   /** Share of attributes judged right, per category (background checks reported on their own). */
   categories: Record<string, { correct: number; total: number; accuracy: number }>;
   items: { prompt: string; sample: number; results: AttributeResult[] }[];
@@ -37,13 +37,17 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   let prompts = evalPrompts();
   if (f.limit !== undefined) prompts = prompts.slice(0, positiveInt("limit", f.limit, prompts.length));
   const loaded = await loadCascade(model);
+  const stage = f.stage === undefined ? loaded.stages.length - 1 : Number(f.stage);
+  if (!Number.isInteger(stage) || stage < 0 || stage >= loaded.stages.length) {
+    throw new ValueError(`--stage: expected an integer from 0 to ${loaded.stages.length - 1} (the model has ${loaded.stages.length} stages), got "${f.stage}"`);
+  }
   const cascade = new Cascade(loaded.encoder, loaded.stages);
   const progress = progressReporter(f.json === true);
-  const report: EvalReport = { model, samples, seed, guidance, prompts: prompts.length, categories: {}, items: [] };
+  const report: EvalReport = { model, samples, seed, guidance, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
   if (f.out) await mkdir(f.out, { recursive: true });
   try {
     for (const [k, p] of prompts.entries()) {
-      const out = await cascade.sample({ prompts: Array(samples).fill(p.prompt), seed: seed + k, guidance, steps });
+      const out = await cascade.sample({ prompts: Array(samples).fill(p.prompt), seed: seed + k, guidance, steps, stopAtStage: stage });
       const last = out[out.length - 1], S = last.size, per = 3 * S * S;
       for (let s = 0; s < samples; s++) {
         const img = last.images.subarray(s * per, (s + 1) * per);
@@ -68,7 +72,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
 
 export function formatReport(r: EvalReport): string {
   const rows = Object.entries(r.categories).map(([c, v]) => `${c.padEnd(12)} ${(100 * v.accuracy).toFixed(1).padStart(5)}%  (${v.correct}/${v.total})`);
-  return [`oracle-scored alignment: ${r.prompts} prompts x ${r.samples} samples, guidance ${r.guidance}, seed ${r.seed}`, ...rows].join("\n");
+  return [`oracle-scored alignment of stage ${r.stage} (${r.size} px): ${r.prompts} prompts x ${r.samples} samples, guidance ${r.guidance}, seed ${r.seed}`, ...rows].join("\n");
 }
 
 export function registerEval(program: Command): void {
@@ -81,6 +85,7 @@ export function registerEval(program: Command): void {
     .option("--guidance <w>", "classifier-free guidance weight", "4")
     .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
     .option("--limit <n>", "only the first n prompts")
+    .option("--stage <n>", "score this stage's output (0: the base) instead of the final image; the oracle is less reliable below 128 px")
     .option("--out <dir>", "also write every image here")
     .option("--report <file>", "write the full report (JSON) here")
     .option("--json", "JSON-lines progress")
