@@ -24,6 +24,8 @@ const numeric: [flag: string, key: keyof PretrainOptions, help: string][] = [
   ["eval-batches", "evalBatches", "held-out batches per evaluation"],
   ["noise-density", "noiseDensity", "share of tokens corrupted"],
   ["mean-span-length", "meanSpanLength", "mean corrupted span length (1: BERT-style token masking)"],
+  ["keep-prob", "keepProb", "share of corrupted tokens left unchanged but still predicted (BERT: 0.1)"],
+  ["random-prob", "randomProb", "share of corrupted tokens replaced by a random piece (BERT: 0.1)"],
   ["bias-scale", "biasScale", "learning-rate multiplier of the relative position bias"],
   ["max-minutes", "maxMinutes", "stop and save after this many minutes (0: no limit)"],
   ["threads", "threads", "ORT intra-op threads (default: all cores)"],

@@ -29,6 +29,14 @@ export class MaskedSpanModel extends Module {
 export interface SpanMaskOptions {
   noiseDensity: number;
   meanSpanLength: number;
+  /**
+   * BERT's 80/10/10 rule: the share of corrupted tokens left as they are, and the share replaced by a
+   * random piece, instead of the mask sentinel (default 0 and 0). Both are still predicted, so the output
+   * at an uncorrupted-looking position must carry that token's identity, which a frozen encoder feeding
+   * cross-attention needs.
+   */
+  keepProb?: number;
+  randomProb?: number;
 }
 export const spanMaskDefaults: SpanMaskOptions = { noiseDensity: 0.15, meanSpanLength: 3 };
 
@@ -88,13 +96,22 @@ export function maskBatch(rows: readonly number[][], length: number, vocabSize: 
   const positions = new BigInt64Array(N);
   const targets = new BigInt64Array(N);
   const weights = new Float32Array(N);
+  const [keep, random] = [o.keepProb ?? 0, o.randomProb ?? 0];
+  if (!(keep >= 0 && random >= 0 && keep + random <= 1)) throw new ValueError(`maskBatch: keepProb ${keep} and randomProb ${random}: expected shares >= 0 adding up to at most 1`);
+  // Random replacements come from the ordinary pieces: after <pad>, </s>, <unk> and before the sentinels.
+  const [firstPiece, pieceCount] = [3, vocabSize - 3 - 32];
   let k = 0;
   rows.forEach((row, b) => {
     if (row.length > length) throw new ValueError(`maskBatch: row ${b} has ${row.length} tokens, more than the length ${length}`);
     const noise = spanNoise(row.length - 1, rng, o); // </s> is never corrupted
     row.forEach((id, t) => {
       const corrupt = t < noise.length && noise[t] && k < N;
-      ids[b * length + t] = BigInt(corrupt ? maskId : id);
+      let shown = id;
+      if (corrupt) {
+        const u = keep + random > 0 ? rng.uniform(1)[0] : 1;
+        shown = u < keep ? id : u < keep + random ? firstPiece + rng.int(pieceCount) : maskId;
+      }
+      ids[b * length + t] = BigInt(shown);
       mask[b * length + t] = 1;
       if (corrupt) {
         positions[k] = BigInt(b * length + t);

