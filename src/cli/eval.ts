@@ -37,7 +37,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   let prompts = evalPrompts();
   if (f.limit !== undefined) prompts = prompts.slice(0, positiveInt("limit", f.limit, prompts.length));
   const loaded = await loadCascade(model);
-  const stage = f.stage === undefined ? loaded.stages.length - 1 : Number(f.stage);
+  const stage = f.stage === undefined ? loaded.stages.length - 1 : f.stage.trim() === "" ? NaN : Number(f.stage);
   if (!Number.isInteger(stage) || stage < 0 || stage >= loaded.stages.length) {
     throw new ValueError(`--stage: expected an integer from 0 to ${loaded.stages.length - 1} (the model has ${loaded.stages.length} stages), got "${f.stage}"`);
   }

@@ -9,6 +9,7 @@ import type { Tensor } from "../graph/tensor.js";
 import type { HostTensor } from "../runtime/host.js";
 import { Module, Parameter } from "../nn/module.js";
 import type { T5EncoderModel } from "./t5.js";
+import { defaultSentinels } from "./unigram-trainer.js";
 
 /** The encoder plus the pretraining head's output bias [V] (not part of the saved HF folder). */
 export class MaskedSpanModel extends Module {
@@ -39,6 +40,11 @@ export interface SpanMaskOptions {
   randomProb?: number;
 }
 export const spanMaskDefaults: SpanMaskOptions = { noiseDensity: 0.15, meanSpanLength: 3 };
+
+/** Checks BERT's keep/random shares; `what` names them in the error. */
+export function checkMaskShares(keep: number, random: number, what: string): void {
+  if (!(keep >= 0 && random >= 0 && keep + random <= 1)) throw new ValueError(`${what} keepProb ${keep} and randomProb ${random}: expected shares >= 0 adding up to at most 1`);
+}
 
 /** Packs tokenised lines (no </s>) greedily into rows of at most `length` tokens, each ending in </s>. */
 export function packRows(lines: Iterable<number[]>, length: number, eosId: number): number[][] {
@@ -97,9 +103,9 @@ export function maskBatch(rows: readonly number[][], length: number, vocabSize: 
   const targets = new BigInt64Array(N);
   const weights = new Float32Array(N);
   const [keep, random] = [o.keepProb ?? 0, o.randomProb ?? 0];
-  if (!(keep >= 0 && random >= 0 && keep + random <= 1)) throw new ValueError(`maskBatch: keepProb ${keep} and randomProb ${random}: expected shares >= 0 adding up to at most 1`);
+  checkMaskShares(keep, random, "maskBatch:");
   // Random replacements come from the ordinary pieces: after <pad>, </s>, <unk> and before the sentinels.
-  const [firstPiece, pieceCount] = [3, vocabSize - 3 - 32];
+  const [firstPiece, pieceCount] = [3, vocabSize - 3 - defaultSentinels];
   let k = 0;
   rows.forEach((row, b) => {
     if (row.length > length) throw new ValueError(`maskBatch: row ${b} has ${row.length} tokens, more than the length ${length}`);

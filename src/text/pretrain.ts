@@ -20,7 +20,7 @@ import { captionWords, loadPretrainCorpus, type Corpus, type CorpusLine } from "
 import { runProbes, tokenDistinctness, type Distinctness, type ProbeResult } from "./probe.js";
 import { T5TextEncoder } from "./t5-encoder.js";
 import { countWords, trainUnigramPieces, unigramTokenizerJson } from "./unigram-trainer.js";
-import { MaskedSpanModel, maskBatch, maskedSpanLoss, maxTargets, packRows, spanMaskDefaults, type MaskedBatch } from "./pretrain-objective.js";
+import { MaskedSpanModel, checkMaskShares, maskBatch, maskedSpanLoss, maxTargets, packRows, spanMaskDefaults, type MaskedBatch } from "./pretrain-objective.js";
 
 export interface PretrainOptions {
   outDir: string;
@@ -141,9 +141,7 @@ function checkOptions(o: PretrainOptions): void {
   if (!(o.noiseDensity > 0 && o.noiseDensity < 0.9)) throw new ValueError(`pretrain-text noiseDensity: expected a number in (0, 0.9), got ${o.noiseDensity}`);
   if (!(o.meanSpanLength >= 1 && o.meanSpanLength <= 10)) throw new ValueError(`pretrain-text meanSpanLength: expected a number from 1 to 10, got ${o.meanSpanLength}`);
   if (!(o.biasScale >= 1 && o.biasScale <= 1000)) throw new ValueError(`pretrain-text biasScale: expected a number from 1 to 1000, got ${o.biasScale}`);
-  if (!(o.keepProb >= 0 && o.randomProb >= 0 && o.keepProb + o.randomProb <= 1)) {
-    throw new ValueError(`pretrain-text keepProb ${o.keepProb} and randomProb ${o.randomProb}: expected shares >= 0 adding up to at most 1`);
-  }
+  checkMaskShares(o.keepProb, o.randomProb, "pretrain-text");
   if (!(o.maxMinutes >= 0)) throw new ValueError(`pretrain-text maxMinutes: expected a number >= 0, got ${o.maxMinutes}`);
 }
 

@@ -15,7 +15,9 @@ export interface UnigramTrainOptions {
   minCharCount?: number;
 }
 
-const defaults = { sentinels: 32, requiredWords: [] as readonly string[], maxPieceChars: 12, minCharCount: 20 };
+/** The number of <extra_id_N> sentinels our tokenizers end with (T5's 100 would crowd a small vocabulary). */
+export const defaultSentinels = 32;
+const defaults = { sentinels: defaultSentinels, requiredWords: [] as readonly string[], maxPieceChars: 12, minCharCount: 20 };
 export const space = "\u2581";
 
 /** The normalizer and pre-tokenizer the trained tokenizer.json declares; training sees text through them. */
