@@ -1,6 +1,7 @@
 // `imagen pretrain-text --out DIR [--seed N] ...`: the whole tiny-T5 recipe from one command (see
 // src/text/pretrain.ts). Events go to stdout as JSON lines (and to --log FILE), so a run can be plotted.
-import { appendFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Command } from "commander";
 import { ValueError } from "../util/errors.js";
 import { pretrainDefaults, pretrainText, type PretrainOptions } from "../text/pretrain.js";
@@ -59,7 +60,10 @@ export function registerPretrainText(program: Command): void {
   for (const [flag, key, help] of numeric) cmd.option(`--${flag} <n>`, `${help} (default ${String(pretrainDefaults[key as keyof typeof pretrainDefaults] ?? "auto")})`);
   cmd.action(async (flags: Flags) => {
     const options = parsePretrainFlags(flags);
-    if (flags.log) writeFileSync(flags.log, "");
+    if (flags.log) {
+      mkdirSync(dirname(flags.log), { recursive: true });
+      writeFileSync(flags.log, "");
+    }
     await pretrainText(options, (e) => {
       const line = JSON.stringify(e);
       process.stdout.write(line + "\n");

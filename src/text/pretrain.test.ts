@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../util/rng.js";
@@ -94,6 +94,9 @@ test("a tiny pretraining run lowers held-out loss and saves a folder T5TextEncod
   const out = await mkdtemp(join(tmpdir(), "imagen-pretrain-"));
   const events: PretrainEvent[] = [];
   try {
+    // A file the user keeps in the output folder (a log, notes) survives every save.
+    await mkdir(join(out, "t5"));
+    await writeFile(join(out, "t5", "notes.txt"), "mine");
     await pretrainText({
       outDir: join(out, "t5"), corpus, steps: 60, batch: 8, length: 16, lr: 3e-3, warmupSteps: 5, vocabSize: 3 + 256 + 32 + 150,
       dModel: 32, numLayers: 1, numHeads: 2, dKv: 16, dFf: 64, evalEvery: 30, evalBatches: 2, probe: false,
@@ -105,6 +108,8 @@ test("a tiny pretraining run lowers held-out loss and saves a folder T5TextEncod
     const cfg = JSON.parse(await readFile(join(out, "t5", "config.json"), "utf8"));
     assert.equal(cfg.d_model, 32);
     assert.equal(cfg.imagen_pretrain.steps, 60);
+    assert.equal(await readFile(join(out, "t5", "notes.txt"), "utf8"), "mine");
+    assert.deepEqual((await readdir(join(out, "t5"))).sort(), ["config.json", "model.safetensors", "notes.txt", "tokenizer.json"]);
     const enc = await T5TextEncoder.load(join(out, "t5"), { maxLength: 8 });
     const e = await enc.encode(["a red circle"]);
     assert.deepEqual([e.batch, e.length, e.dim], [1, 8, 32]);
