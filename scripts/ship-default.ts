@@ -2,7 +2,8 @@
 // referenced from models/text/tiny-t5 rather than copied), with each stage's loss summary and a thinned
 // training log for the model card. A stage that has not reached its configured steps is packed from its
 // newest checkpoint (EMA weights where they are trustworthy), and the card says so.
-// Usage: node --import tsx scripts/ship-default.ts [--config examples/default-cascade.json] [--to models/default]
+// Usage: node --import tsx scripts/ship-default.ts [--config examples/default-cascade.json] [--to models/default] [--raw 1,...]
+// (--raw: stages packed with their raw weights, e.g. one resumed from a checkpoint whose EMA predates the warmup fix)
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -16,9 +17,10 @@ import { saveCascade } from "../src/pipeline/model-folder.js";
 import { summarize } from "../src/cli/train.js";
 import type { StageSpec } from "../src/pipeline/stage-denoiser.js";
 
-const { values } = parseArgs({ options: { config: { type: "string", default: "examples/default-cascade.json" }, to: { type: "string", default: "models/default" } } });
+const { values } = parseArgs({ options: { config: { type: "string", default: "examples/default-cascade.json" }, to: { type: "string", default: "models/default" }, raw: { type: "string", default: "" } } });
 const cfg = parseTrainConfig(values.config as string);
 const to = values.to as string;
+const rawStages = new Set((values.raw as string).split(",").filter((x) => x !== "").map(Number));
 if (cfg.textEncoder.class !== "T5TextEncoder") throw new Error("ship-default: the default cascade uses a T5 text encoder");
 
 const stages: StageSpec[] = [];
@@ -34,7 +36,7 @@ for (const [i, st] of cfg.stages.entries()) {
     // Checkpoints from before the EMA warmup hold an average that started from the initial weights with a
     // fixed decay, i.e. a share decay^step of the random init: use such an EMA only once that is under 1%.
     const warm = (ck.data.state as { emaWarmup?: boolean }).emaWarmup === true;
-    const useEma = st.emaDecay !== undefined && (warm || st.emaDecay ** ck.step < 0.01);
+    const useEma = !rawStages.has(i) && st.emaDecay !== undefined && (warm || st.emaDecay ** ck.step < 0.01);
     const group = useEma ? ck.data.tensors.ema : ck.data.tensors.model;
     weights = new Map([...group].map(([k, t]) => [k, { shape: shapes.get(k) ?? t.shape, data: t.data }]));
     from = `checkpoint at step ${ck.step} (${useEma ? "EMA" : "raw, not EMA,"} weights)`;
