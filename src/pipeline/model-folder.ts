@@ -1,7 +1,8 @@
 // A cascade on disk (DESIGN.md section 3): `model_index.json` naming its parts, and one sub-folder per
 // part with `config.json` (class name, version, every hyper-parameter) and `model.safetensors`. The text encoder
 // is the WordEncoder stand-in or a Hugging Face T5 folder, embedded as `text_encoder/t5/` or referenced by path.
-import { copyFile, mkdir, readdir, readFile, writeFile, rename } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile } from "node:fs/promises";
+import { writeTextAtomic } from "../util/fs.js";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { ImagenError, ValueError } from "../util/errors.js";
 import { ZeroRng } from "../util/rng.js";
@@ -30,9 +31,7 @@ const t5FolderFile = /^(config\.json|tokenizer\.json|tokenizer_config\.json|spec
 export interface StageConfig { class: "UNet"; version: number; unet: UNetConfig; parameterization: Parameterization; schedule: ScheduleName }
 
 async function writeJson(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
-  await rename(tmp, path);
+  await writeTextAtomic(path, JSON.stringify(value, null, 2) + "\n");
 }
 
 async function readJson(path: string, what: string): Promise<Record<string, unknown>> {

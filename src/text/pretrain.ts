@@ -1,7 +1,8 @@
 // `imagen pretrain-text`: pretrains a tiny T5 encoder on English text alone (Imagen section 2.1: a frozen
 // text-only LM), from one seed: corpus -> Unigram tokenizer -> masked-span pretraining (one compiled
 // forward+backward+AdamW graph per step) -> a Hugging Face T5 folder that T5TextEncoder loads.
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
+import { writeTextAtomic } from "../util/fs.js";
 import { join } from "node:path";
 import { ValueError } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
@@ -152,15 +153,12 @@ function checkOptions(o: PretrainOptions): void {
 export async function saveT5Folder(dir: string, model: T5EncoderModel, tokenizerJson: string, extra: Record<string, unknown> = {}): Promise<void> {
   const attn0 = model.encoder.blocks[0].attention.SelfAttention;
   await mkdir(dir, { recursive: true });
-  const tmp = (name: string) => join(dir, `.${name}.tmp-${process.pid}`);
   const config = { ...t5ConfigJson(model.config), dropout_rate: 0, tie_word_embeddings: true, pad_token_id: 0, eos_token_id: 1, decoder_start_token_id: 0, torch_dtype: "float16", ...extra };
   const value = (p: { data: Float32Array }) => (p === attn0.relativeBias && attn0.biasScale !== 1 ? p.data.map((v) => v * attn0.biasScale) : p.data);
   const tensors = new Map([...model.namedParameters()].map(([n, p]) => [n, { dtype: "F16" as const, shape: [...p.shape], data: fromFloat32(value(p), "F16") }]));
   await saveSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" }); // itself temp + rename
-  for (const [name, text] of [["tokenizer.json", tokenizerJson], ["config.json", JSON.stringify(config, null, 2) + "\n"]]) {
-    await writeFile(tmp(name), text);
-    await rename(tmp(name), join(dir, name));
-  }
+  await writeTextAtomic(join(dir, "tokenizer.json"), tokenizerJson);
+  await writeTextAtomic(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
 }
 
 /** A compiled held-out loss: the same loss graph with the weights fed as inputs. */

@@ -1,5 +1,6 @@
 // File-system helpers shared by every crash-safe writer.
-import { open } from "node:fs/promises";
+import { open, rename, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
 
 /** Writes `bytes` to a new file (flag "wx": it must not exist; "w": replace) and fsyncs it before closing. */
 export async function writeSynced(path: string, bytes: Uint8Array, flag: "w" | "wx" = "wx"): Promise<void> {
@@ -21,4 +22,17 @@ export async function syncFolder(folder: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Replaces `path` with `text` crash-safely: a synced temp file beside it, renamed over it. */
+export async function writeTextAtomic(path: string, text: string): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeSynced(temp, new TextEncoder().encode(text), "w");
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+  await syncFolder(dirname(path));
 }
