@@ -172,14 +172,25 @@ test("leftover .tmp-* folders are ignored, and deleted once older than the newes
 
 const writerScript = fileURLToPath(new URL("../../test/fixtures/checkpoint-crash-writer.ts", import.meta.url));
 
-/** Starts the writer, waits for it to say ready, lets it save for `delayMs`, then SIGKILLs it. */
-function runAndKill(dir: string, values: number, delayMs: number): Promise<void> {
+/**
+ * Starts the writer, waits for it to say ready (and, with `afterSaves`, to report that many finished saves),
+ * lets it save for `delayMs`, then SIGKILLs it.
+ */
+function runAndKill(dir: string, values: number, delayMs: number, afterSaves = 0): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", writerScript, dir, String(values)],
       { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.stdout.once("data", () => setTimeout(() => child.kill("SIGKILL"), delayMs));
+    let out = "", armed = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const saves = (out.match(/^saved /gm) ?? []).length;
+      if (!armed && out.startsWith("ready\n") && saves >= afterSaves) {
+        armed = true;
+        setTimeout(() => child.kill("SIGKILL"), delayMs);
+      }
+    });
     child.on("error", reject);
     child.on("exit", (code, signal) => {
       if (signal === "SIGKILL") resolve();
@@ -197,8 +208,10 @@ test("a writer killed with SIGKILL mid-save never leaves a torn checkpoint", asy
     }, state: { step: 0 } });
     let previous = 0;
     let sawTemp = false;
-    for (const delayMs of [5, 200, 60, 130, 25]) {
-      await runAndKill(dir, values, delayMs);
+    // The last round kills only after a finished save, so that on a loaded machine (saves slower than the
+    // delays) at least one save still completes.
+    for (const [delayMs, afterSaves] of [[5, 0], [200, 0], [60, 0], [130, 0], [25, 1]]) {
+      await runAndKill(dir, values, delayMs, afterSaves);
       sawTemp ||= (await readdir(dir)).some((name) => name.startsWith(".tmp-"));
       const skipped: string[] = [];
       const loaded = await loadLatestCheckpoint(dir, { onSkip: (path, why) => skipped.push(`${path}: ${why}`) });
