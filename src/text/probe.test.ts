@@ -37,15 +37,16 @@ test("the committed tiny T5: linear probes on held-out captions beat chance", as
     const results = await runProbes(enc, { nTrain: 400, nTest: 200, seed: 0 });
     const acc = Object.fromEntries(results.map((r) => [r.task, r.testAccuracy]));
     console.log(JSON.stringify(acc));
-    // Chance: colour 1/8, count 1/4, relation 1/4. The committed model (v2) reaches 0.54 / 0.62 / 0.91 (seed 0,
-    // 400 / 200 captions; see models/text/tiny-t5/README.md); v1 (masks only) reached 0.36 / 0.38 / 0.69.
-    assert.ok(acc.colour >= 3 * 0.125, `colour ${acc.colour}`);
-    assert.ok(acc.count >= 0.25 + 0.2, `count ${acc.count}`);
-    assert.ok(acc.relation >= 0.8, `relation ${acc.relation}`);
-    // BERT's keep/random rule keeps every position's identity: the tokens of one caption stay apart
-    // (v2 0.19; v1, masks only, 0.55; 1 = indistinguishable).
+    // Chance: colour 1/8, count 1/4, relation 1/4. The committed model (v3) reaches 0.745 / 0.915 / 0.99 (seed 0,
+    // 400 / 200 captions; see models/text/tiny-t5/README.md); v2 reached 0.54 / 0.62 / 0.91, v1 (masks only)
+    // 0.36 / 0.38 / 0.69, the untrained network 0.52 / 0.46 / 1.0. The floors sit above v2 and the random init.
+    assert.ok(acc.colour >= 0.6, `colour ${acc.colour}`);
+    assert.ok(acc.count >= 0.8, `count ${acc.count}`);
+    assert.ok(acc.relation >= 0.9, `relation ${acc.relation}`);
+    // Predicting their own visible token keeps every position's identity: the tokens of one caption stay
+    // apart (v3 0.09; v2 0.19; v1, masks only, 0.55; 1 = indistinguishable).
     const d = await tokenDistinctness(enc);
-    assert.ok(d.withinCaption < 0.35, JSON.stringify(d));
+    assert.ok(d.withinCaption < 0.2, JSON.stringify(d));
   } finally {
     enc.dispose();
   }
