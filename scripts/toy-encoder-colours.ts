@@ -15,6 +15,7 @@ const data: CaptionedDataset = { item: (i) => { const s = toyScene(5, i, { exclu
 const which = process.argv[2];
 const steps = Number(process.argv[3] ?? 300);
 const seed = Number(process.argv[4] ?? 1);
+if (!which || !(Number.isInteger(steps) && steps > 0) || !Number.isInteger(seed)) throw new Error("usage: toy-encoder-colours.ts (word | T5 folder) [steps: a positive integer] [seed: an integer]");
 const encoder = which === "word" ? new WordEncoder(32, 8) : await T5TextEncoder.load(which, { maxLength: 16 });
 const base: UNetConfig = { imageSize: 16, inChannels: 3, outChannels: 3, channels: 32, channelMults: [1, 2], numResBlocks: [1, 1], attnLevels: [1],
   headDim: 32, textDim: encoder.dim, textAttention: "concat", selfAttention: true, textPooling: "both", efficient: false, lowResCond: false, dropout: 0 };

@@ -39,7 +39,8 @@ test("the committed tiny T5: linear probes on held-out captions beat chance", as
     console.log(JSON.stringify(acc));
     // Chance: colour 1/8, count 1/4, relation 1/4. The committed model (v3) reaches 0.745 / 0.915 / 0.99 (seed 0,
     // 400 / 200 captions; see models/text/tiny-t5/README.md); v2 reached 0.54 / 0.62 / 0.91, v1 (masks only)
-    // 0.36 / 0.38 / 0.69, the untrained network 0.52 / 0.46 / 1.0. The floors sit above v2 and the random init.
+    // 0.36 / 0.38 / 0.69, the untrained network 0.52 / 0.46 / 1.0. The colour and count floors sit above
+    // v2 and the random init; relation is easy for any encoder that keeps word order.
     assert.ok(acc.colour >= 0.6, `colour ${acc.colour}`);
     assert.ok(acc.count >= 0.8, `count ${acc.count}`);
     assert.ok(acc.relation >= 0.9, `relation ${acc.relation}`);
