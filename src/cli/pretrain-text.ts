@@ -45,15 +45,17 @@ export function parsePretrainFlags(f: Flags): Partial<PretrainOptions> & { outDi
   if (typeof f.ffProj === "string") o.feedForwardProj = f.ffProj;
   if (f.probe === false) o.probe = false;
   if (typeof f.init === "string") o.init = f.init as PretrainOptions["init"];
+  if (typeof f.objective === "string") o.objective = f.objective as PretrainOptions["objective"];
   return o;
 }
 
 export function registerPretrainText(program: Command): void {
   const cmd = program
     .command("pretrain-text")
-    .description("pretrain a tiny T5 encoder (tokenizer + masked-span objective) on WordNet + Brown; writes a Hugging Face T5 folder")
+    .description("pretrain a tiny T5 encoder (tokenizer + masked-span or span-corruption objective) on WordNet + Brown; writes a Hugging Face T5 folder")
     .requiredOption("--out <dir>", "output folder (config.json, model.safetensors, tokenizer.json)")
     .option("--log <file>", "also append the JSON-lines log to this file")
+    .option("--objective <name>", `masked-span (encoder only, corrupted tokens predicted in place) or span-corruption (T5's encoder-decoder objective; the folder keeps the decoder) (default ${pretrainDefaults.objective})`)
     .option("--ff-proj <kind>", `feed_forward_proj (default ${pretrainDefaults.feedForwardProj})`)
     .option("--init <scheme>", `weight init: small (GPT-2 style, for AdamW) or t5 (HF's, made for Adafactor) (default ${pretrainDefaults.init})`)
     .option("--no-probe", "skip the linear probes (colour / count / relation) before and after training");

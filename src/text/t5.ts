@@ -73,10 +73,13 @@ export class T5Attention extends Module {
     return reshape(transpose(perPair, [2, 0, 1]), [1, this.config.numHeads, l, l]);
   }
 
-  /** x [B, L, dModel]; bias [B|1, H, L, L] holds the position bias and the key mask. */
-  forward(x: Tensor, bias: Tensor): Tensor {
+  /**
+   * x [B, L, dModel]; bias [B|1, H, L, Lkv] holds the position bias and the key mask. `kv` [B, Lkv, dModel]
+   * is the encoder output for a decoder's cross-attention (EncDecAttention); self-attention by default.
+   */
+  forward(x: Tensor, bias: Tensor, kv: Tensor = x): Tensor {
     const h = this.config.numHeads;
-    const [q, k, v] = [this.q.call(x), this.k.call(x), this.v.call(x)].map((t) => splitHeads(t, h)); // [B, H, L, dKv]
+    const [q, k, v] = [this.q.call(x), this.k.call(kv), this.v.call(kv)].map((t) => splitHeads(t, h)); // [B, H, L, dKv]
     return this.o.call(mergeHeads(attention(q, k, v, bias, 1))); // no 1/sqrt(dKv): T5 folds it into the init
   }
 }
