@@ -32,7 +32,7 @@ export interface T5BenchOptions {
 
 const systemPython = "/usr/bin/python3";
 const small = { vocab_size: 32128, d_model: 512, d_kv: 64, d_ff: 2048, num_layers: 6, num_heads: 8, feed_forward_proj: "relu" };
-const xl = { vocab_size: 32128, d_model: 2048, d_kv: 64, d_ff: 5120, num_layers: 24, num_heads: 32, feed_forward_proj: "gated-gelu" };
+export const xl = { vocab_size: 32128, d_model: 2048, d_kv: 64, d_ff: 5120, num_layers: 24, num_heads: 32, feed_forward_proj: "gated-gelu" };
 
 function torchT5Round(batch: number, length: number, iters: number): TorchRun {
   const r = spawnSync(systemPython, [join(repoRoot, "bench", "t5_torch.py"), "--batch", String(batch), "--length", String(length), "--iters", String(iters)], {
@@ -60,7 +60,7 @@ async function compileSmall(config: T5Config) {
  * Writes a random fp16 HF T5 folder (config.json, 1 GiB shards and model.safetensors.index.json) without holding
  * it in memory. Shards, because loadSafetensors reads a file whole and Node refuses files over 2 GiB.
  */
-function writeRandomFp16Folder(dir: string, config: T5Config): number {
+export function writeRandomFp16Folder(dir: string, config: T5Config): number {
   const model = new T5EncoderModel(config); // zero-size placeholders: only names and shapes are read
   const shards: { name: string; shape: number[]; bytes: number }[][] = [[]];
   let inShard = 0, total = 0;

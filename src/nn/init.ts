@@ -1,8 +1,9 @@
 // Weight initialisers, all drawn from an explicit Rng. PyTorch's defaults for Linear and Conv2d are
 // kaiming_uniform(a = sqrt(5)) for weights, i.e. U(-1/sqrt(fanIn), 1/sqrt(fanIn)), and the same bound for biases.
-import type { Rng } from "../util/rng.js";
+import { ZeroRng, type Rng } from "../util/rng.js";
 
 export function uniform(rng: Rng, n: number, bound: number): Float32Array {
+  if (rng instanceof ZeroRng) return new Float32Array(n); // weights to be loaded: zeros, without a pass over them
   const u = rng.uniform(n);
   for (let i = 0; i < u.length; i++) u[i] = (2 * u[i] - 1) * bound;
   return u;

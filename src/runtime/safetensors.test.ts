@@ -341,3 +341,19 @@ test("the T5 golden checkpoint loads and matches its weights_summary", async (t)
     want.first.forEach((v, i) => assert.ok(Math.abs(values[i]! - v) <= 1e-6, `${name}[${i}]`));
   }
 });
+
+test("toFloat32 converts every F16 and BF16 bit pattern as the scalar decoders do, at even and odd byte offsets", async () => {
+  const { toFloat32, f16BitsToFloat, bf16BitsToFloat } = await import("./safetensors-dtypes.js");
+  for (const offset of [0, 1]) {
+    const buf = new Uint8Array(offset + 2 * 65536);
+    for (let h = 0; h < 65536; h++) [buf[offset + 2 * h], buf[offset + 2 * h + 1]] = [h & 0xff, h >>> 8];
+    const data = buf.subarray(offset);
+    for (const [dtype, scalar] of [["F16", f16BitsToFloat], ["BF16", bf16BitsToFloat]] as const) {
+      const out = toFloat32({ dtype, shape: [65536], data });
+      for (let h = 0; h < 65536; h++) {
+        const want = Math.fround(scalar(h));
+        if (Number.isNaN(want) ? !Number.isNaN(out[h]) : !Object.is(out[h], want)) assert.fail(`${dtype} bits 0x${h.toString(16)} at offset ${offset}: ${out[h]}, expected ${want}`);
+      }
+    }
+  }
+});
