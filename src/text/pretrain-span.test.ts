@@ -14,7 +14,7 @@ import { bucketTable } from "./t5-buckets.js";
 import { resolveT5Config } from "./t5-config.js";
 import { T5DecoderStack } from "./t5-decoder.js";
 import { pretrainText, type PretrainEvent } from "./pretrain.js";
-import type { Corpus } from "./pretrain-corpus.js";
+import { tinyCorpus, tinyRun } from "./pretrain-fixture.js";
 import { T5TextEncoder } from "./t5-encoder.js";
 
 const sentinels = [99, 98, 97, 96, 95, 94, 93, 92];
@@ -99,16 +99,11 @@ test("the T5 decoder is causal and reads the encoder only through unmasked posit
 
 test("span-corruption pretraining lowers held-out loss and saves a T5ForConditionalGeneration folder whose encoder loads", async () => {
   const lines = ["a red circle to the left of a blue square", "the green triangle is above the yellow star", "three small cats sat on the mat", "two purple hearts and a dog"];
-  const rng = new Rng(3);
-  const make = (n: number) => Array.from({ length: n }, () => ({ source: "brown" as const, text: lines[rng.int(lines.length)] }));
-  const corpus: Corpus = { train: make(600), heldOut: make(64) };
+  const corpus = tinyCorpus(lines);
   const out = await mkdtemp(join(tmpdir(), "imagen-span-"));
   const events: PretrainEvent[] = [];
   try {
-    await pretrainText({
-      outDir: out, corpus, objective: "span-corruption", steps: 60, batch: 8, length: 16, lr: 3e-3, warmupSteps: 5, vocabSize: 3 + 256 + 32 + 150,
-      dModel: 32, numLayers: 1, numHeads: 2, dKv: 16, dFf: 64, evalEvery: 30, evalBatches: 2, probe: false,
-    }, (e) => events.push(e));
+    await pretrainText({ ...tinyRun, outDir: out, corpus, objective: "span-corruption" }, (e) => events.push(e));
     const evals = events.filter((e) => e.event === "eval");
     assert.equal(evals.length, 3);
     assert.ok(evals[2].heldOutLoss < evals[0].heldOutLoss - 0.5, `held-out loss ${evals.map((e) => e.heldOutLoss.toFixed(3)).join(" -> ")}`);

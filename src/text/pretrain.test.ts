@@ -4,7 +4,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../util/rng.js";
-import { parseBrown, parseWordNet, type Corpus } from "./pretrain-corpus.js";
+import { parseBrown, parseWordNet } from "./pretrain-corpus.js";
+import { tinyCorpus, tinyRun } from "./pretrain-fixture.js";
 import { countWords, trainUnigramPieces, unigramTokenizerJson } from "./unigram-trainer.js";
 import { UnigramTokenizer } from "./unigram.js";
 import { maskBatch, maxTargets, packRows, spanNoise } from "./pretrain-objective.js";
@@ -88,19 +89,14 @@ test("BERT's rule: corrupted tokens are shown as the mask, unchanged or a random
 });
 
 test("a tiny pretraining run lowers held-out loss and saves a folder T5TextEncoder loads", async () => {
-  const rng = new Rng(3);
-  const make = (n: number) => Array.from({ length: n }, () => ({ source: "brown" as const, text: lines[rng.int(lines.length)] }));
-  const corpus: Corpus = { train: make(600), heldOut: make(64) };
+  const corpus = tinyCorpus(lines);
   const out = await mkdtemp(join(tmpdir(), "imagen-pretrain-"));
   const events: PretrainEvent[] = [];
   try {
     // A file the user keeps in the output folder (a log, notes) survives every save.
     await mkdir(join(out, "t5"));
     await writeFile(join(out, "t5", "notes.txt"), "mine");
-    await pretrainText({
-      outDir: join(out, "t5"), corpus, steps: 60, batch: 8, length: 16, lr: 3e-3, warmupSteps: 5, vocabSize: 3 + 256 + 32 + 150,
-      dModel: 32, numLayers: 1, numHeads: 2, dKv: 16, dFf: 64, evalEvery: 30, evalBatches: 2, probe: false,
-    }, (e) => events.push(e));
+    await pretrainText({ ...tinyRun, outDir: join(out, "t5"), corpus }, (e) => events.push(e));
     const evals = events.filter((e) => e.event === "eval");
     assert.equal(evals.length, 3);
     assert.ok(evals[2].heldOutLoss < evals[0].heldOutLoss - 0.3, // step 0 already sits at the unigram loss (bias init)

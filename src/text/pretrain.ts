@@ -25,8 +25,7 @@ import { MaskedSpanModel, checkMaskShares, maskBatch, maskedSpanLoss, maxTargets
 import { SpanCorruptionModel, checkSentinels, spanBatch, spanCorruptionLoss, spanTargetLength } from "./pretrain-span.js";
 import { T5DecoderStack } from "./t5-decoder.js";
 import type { Module } from "../nn/module.js";
-import type { Tensor } from "../graph/tensor.js";
-import type { DType } from "../graph/tensor.js";
+import type { DType, Tensor } from "../graph/tensor.js";
 
 /**
  * "masked-span": encoder only, corrupted tokens predicted in place (pretrain-objective.ts; the shipped recipe).
