@@ -93,6 +93,7 @@ export async function runTrain(f: TrainFlags): Promise<{ losses: number[]; model
   const spec: StageSpec = { unet, parameterization: st.parameterization, schedule: st.schedule };
   const result = await trainStage({
     unet, encoder, dataset, lowResSize, steps: st.steps, stopAt, batch: st.batch, lr: st.lr, warmupSteps: st.warmupSteps, lrDecay: st.lrDecay,
+    lrRestarts: st.lrRestarts, lrRestartScale: st.lrRestartScale,
     schedule: st.schedule, parameterization: st.parameterization, condDrop: st.condDrop, minSnrGamma: st.minSnrGamma, emaDecay: st.emaDecay,
     clipNorm: st.clipNorm, weightDecay: st.weightDecay, cropSize: st.cropSize, seed: cfg.seed + 1000 * n, overfitOneBatch: f.overfitOneBatch,
     checkpointDir: join(dir, "checkpoints"), checkpointEvery: st.checkpointEvery, keep: st.keep,

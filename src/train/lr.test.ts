@@ -92,3 +92,39 @@ test("bad options and steps throw ValueErrors naming the option", () => {
     assert.throws(() => lrAt(step, base), /lrAt: step: expected a finite number >= 0/);
   }
 });
+
+test("warm restarts: steps up to the first restart match a run that ends there; each restart decays again from a scaled peak", () => {
+  for (const schedule of ["cosine", "linear", "constant"] as const) {
+    const short = lrSchedule({ ...base, schedule, totalSteps: 60 });
+    const long = lrSchedule({ ...base, schedule, totalSteps: 160, restarts: [60, 110], restartScale: 0.5 });
+    for (let step = 0; step <= 60; step++) assert.equal(long(step), short(step), `${schedule} step ${step}`);
+    if (schedule === "constant") {
+      assert.deepEqual([61, 110, 111, 160, 500].map(long), [5e-4, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4]);
+      continue;
+    }
+    // Just after a restart the lr jumps to the scaled peak's first decay step, then falls to minLr at the next.
+    const first = schedule === "cosine" ? 1e-5 + (5e-4 - 1e-5) * 0.5 * (1 + Math.cos(Math.PI / 50)) : 5e-4 * 0.98 + 1e-5 * 0.02;
+    close(long(61), first, `${schedule} step 61`);
+    close(long(85), (5e-4 + 1e-5) / 2, `${schedule} half way through the first restart`);
+    assert.equal(long(110), 1e-5);
+    close(long(135), (2.5e-4 + 1e-5) / 2, `${schedule} half way through the second restart`);
+    assert.equal(long(160), 1e-5);
+    assert.equal(long(1000), 1e-5);
+  }
+});
+
+test("restart options are checked: increasing steps after the warmup and before the end, scale in (0, 1]", () => {
+  const cases: Array<[Partial<LrOptions>, RegExp]> = [
+    [{ restarts: [10] }, /restarts\[0\]: expected an integer in \(10, 110\)/],
+    [{ restarts: [110] }, /restarts\[0\]: expected an integer in \(10, 110\)/],
+    [{ restarts: [50, 40] }, /restarts\[1\]: expected an integer in \(50, 110\)/],
+    [{ restarts: [50.5] }, /restarts\[0\]: .* got 50.5/],
+    [{ restarts: [50], restartScale: 0 }, /restartScale: expected a number in \(0, 1\], got 0/],
+    [{ restarts: [50], restartScale: 1.5 }, /restartScale: expected a number in \(0, 1\], got 1.5/],
+    [{ restarts: [50], restartScale: NaN }, /restartScale: .* got NaN/],
+  ];
+  for (const [change, message] of cases) {
+    assert.throws(() => lrSchedule({ ...base, ...change }), (err: Error) => err instanceof ValueError && message.test(err.message),
+      JSON.stringify(change));
+  }
+});

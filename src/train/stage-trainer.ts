@@ -36,6 +36,9 @@ export interface StageTrainOptions {
   warmupSteps?: number;
   /** Learning-rate decay after warmup; default cosine (to 0 at `steps`). */
   lrDecay?: LrScheduleName;
+  /** Warm restarts of the decay (see lr.ts): steps where it starts again, each peak restartScale x the last. */
+  lrRestarts?: number[];
+  lrRestartScale?: number;
   /**
    * Train on random cropSize x cropSize windows of the stage's images (the paper trains its SR stages on
    * crops; the U-Net is convolutional, so it samples at full size). The low-res input is the matching window.
@@ -147,7 +150,8 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
     optimizer: { lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay },
     seed: o.seed,
   });
-  const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps ?? 0, o.steps), totalSteps: o.steps, schedule: o.lrDecay ?? "cosine" });
+  const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps ?? 0, o.steps), totalSteps: o.steps, schedule: o.lrDecay ?? "cosine",
+    restarts: o.lrRestarts, restartScale: o.lrRestartScale });
   const losses: number[] = [];
   if (o.checkpointDir) {
     const found = await loadLatestCheckpoint(o.checkpointDir);

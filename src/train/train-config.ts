@@ -17,6 +17,7 @@ export type DatasetSpec = { kind: "toy"; seed: number } | { kind: "scenes"; seed
 export interface StageTrainSpec {
   unet: UNetConfig; parameterization: Parameterization; schedule: ScheduleName;
   steps: number; batch: number; lr: number; warmupSteps: number; lrDecay: LrScheduleName;
+  lrRestarts: number[]; lrRestartScale: number;
   minSnrGamma?: number; emaDecay?: number; clipNorm: number; weightDecay: number; condDrop: number; cropSize?: number;
   checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
 }
@@ -44,6 +45,14 @@ export function parseTrainConfig(file: string): TrainConfig {
     return v;
   };
   const int = (n: number) => Number.isInteger(n);
+  const intList = (o: Obj, key: string, field: string, steps: number): number[] => {
+    const v = o[key] ?? [];
+    const want = `a list of increasing integer steps inside (warmupSteps, steps = ${steps})`;
+    if (!Array.isArray(v) || !v.every((n, j) => typeof n === "number" && int(n) && n > 0 && n < steps && (j === 0 || n > v[j - 1]))) {
+      throw bad(field, want, o[key]);
+    }
+    return v as number[];
+  };
   const str = (o: Obj, key: string, field: string, choices?: readonly string[], dflt?: string): string => {
     const v = o[key] ?? dflt;
     if (typeof v !== "string" || v === "" || (choices && !choices.includes(v))) throw bad(field, choices ? `one of ${choices.join(", ")}` : "a non-empty string", o[key]);
@@ -96,6 +105,8 @@ export function parseTrainConfig(file: string): TrainConfig {
       lr: num(s, "lr", f("lr"), (n) => n > 0 && n < 1, "a number in (0, 1)", 1e-4),
       warmupSteps: num(s, "warmupSteps", f("warmupSteps"), (n) => int(n) && n >= 0, "an integer >= 0", Math.min(1000, Math.floor(steps / 10))),
       lrDecay: str(s, "lrDecay", f("lrDecay"), lrSchedules, "cosine") as LrScheduleName,
+      lrRestarts: intList(s, "lrRestarts", f("lrRestarts"), steps),
+      lrRestartScale: num(s, "lrRestartScale", f("lrRestartScale"), (n) => n > 0 && n <= 1, "a number in (0, 1]", 1),
       minSnrGamma: s.minSnrGamma === undefined ? undefined : num(s, "minSnrGamma", f("minSnrGamma"), (n) => n > 0, "a number > 0"),
       emaDecay: s.emaDecay === undefined ? undefined : num(s, "emaDecay", f("emaDecay"), (n) => n > 0 && n < 1, "a number in (0, 1)"),
       clipNorm: num(s, "clipNorm", f("clipNorm"), (n) => n > 0, "a number > 0", 1),
