@@ -261,6 +261,26 @@ test("the streamed reader returns exactly what the in-memory reader does", async
   await rm(dir, { recursive: true });
 });
 
+test("keep and convert: only kept tensors come back, each mapped as read, in memory and streamed", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "st-keep-"));
+  const file = join(dir, "w.safetensors");
+  const a = Float32Array.from({ length: 6 }, (_, i) => i - 2.5);
+  await saveSafetensors(file, { "enc.a": { dtype: "F32", shape: [2, 3], data: a }, "dec.b": { dtype: "U8", shape: [3], data: new Uint8Array([1, 2, 3]) },
+    "enc.c": { dtype: "U8", shape: [2], data: new Uint8Array([7, 9]) } });
+  for (const streamFrom of [undefined, 0]) {
+    const seen: string[] = [];
+    const got = await loadSafetensors(file, { streamFrom, keep: (n) => n.startsWith("enc."),
+      convert: (name, entry) => { seen.push(name); return { dtype: "U8", shape: [entry.data.byteLength], data: entry.data.map((x) => 255 - x) }; } });
+    const label = streamFrom === 0 ? "streamed" : "in memory";
+    assert.deepEqual(seen, ["enc.a", "enc.c"], label);
+    assert.deepEqual([...got.tensors.keys()], ["enc.a", "enc.c"], label);
+    assert.deepEqual([...got.tensors.get("enc.c")!.data], [248, 246], label);
+    const raw = new Uint8Array(a.buffer);
+    assert.deepEqual([...got.tensors.get("enc.a")!.data], [...raw].map((x) => 255 - x), label);
+  }
+  await rm(dir, { recursive: true });
+});
+
 test("valid edge cases parse: spaces after the header, no tensors, a 640-byte header starting 0x80 0x02", () => {
   assert.equal(parseSafetensors(rawFile("{}   \n ")).tensors.size, 0);
   const zeros = parseSafetensors(rawFile({ a: f32([0], 0), b: f32([1], 0), c: f32([0], 4) }, new Uint8Array(4)));

@@ -332,17 +332,35 @@ export function serializeSafetensors(tensors: TensorInputs, metadata?: Record<st
   return out;
 }
 
-/** Reads and validates a safetensors file. */
 /** Files at least this big are read tensor by tensor (Node cannot read 2 GiB or more into one buffer). */
 export const streamedLoadBytes = 1 << 30;
 
-export async function loadSafetensors(path: string, options: { streamFrom?: number } = {}): Promise<SafetensorsFile> {
+/** Reads and validates a safetensors file. */
+export interface LoadSafetensorsOptions {
+  /** Files at least this big are read tensor by tensor; default streamedLoadBytes. */
+  streamFrom?: number;
+  /** Only tensors whose name passes are kept (a big file's others are never read); default all. */
+  keep?: (name: string) => boolean;
+  /**
+   * Maps each kept tensor as soon as it is read (e.g. fp16 -> fp32), so that in a streamed read the raw
+   * bytes of one tensor at a time are alive, not the whole file's. The layout is validated first either way.
+   */
+  convert?: (name: string, entry: TensorEntry) => TensorEntry;
+}
+
+export async function loadSafetensors(path: string, options: LoadSafetensorsOptions = {}): Promise<SafetensorsFile> {
+  const keep = options.keep ?? (() => true);
+  const convert = options.convert ?? ((_: string, entry: TensorEntry) => entry);
   const fh = await open(path, "r");
   try {
     const { size } = await fh.stat();
     if (size < (options.streamFrom ?? streamedLoadBytes)) {
       const buffer = await fh.readFile();
-      return parseSafetensors(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
+      const file = parseSafetensors(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
+      if (!options.keep && !options.convert) return file;
+      const tensors = new Map<string, TensorEntry>();
+      for (const [name, entry] of file.tensors) if (keep(name)) tensors.set(name, convert(name, entry));
+      return { tensors, metadata: file.metadata };
     }
     // Large file: read the length and the header, validate the layout, then each tensor into its own buffer.
     const readAt = async (position: number, length: number) => {
@@ -364,7 +382,7 @@ export async function loadSafetensors(path: string, options: { streamFrom?: numb
     const layout = parseLayout(prefix, size, describeSource(path));
     const tensors = new Map<string, TensorEntry>();
     for (const { name, dtype, shape, begin, end } of layout.entries) {
-      tensors.set(name, { dtype, shape, data: await readAt(layout.dataStart + begin, end - begin) });
+      if (keep(name)) tensors.set(name, convert(name, { dtype, shape, data: await readAt(layout.dataStart + begin, end - begin) }));
     }
     return { tensors, metadata: layout.metadata };
   } finally {

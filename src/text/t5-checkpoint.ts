@@ -9,6 +9,8 @@ import { T5ConfigError, resolveT5Config, type T5Config } from "./t5-config.js";
 import { T5EncoderModel } from "./t5.js";
 
 const floatDtypes = new Set(["F32", "F16", "BF16", "F64"]);
+/** The float32 arrays behind entries that readTensors converted from fp16/bf16 as it read them. */
+const converted = new WeakMap<TensorEntry, Float32Array>();
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
@@ -69,10 +71,19 @@ async function readTensors(dir: string): Promise<Map<string, TensorEntry>> {
     const pickle = (await exists(join(dir, "pytorch_model.bin"))) ? " (pytorch_model.bin is a pickle, which imagen-ts never loads: convert it to safetensors)" : "";
     throw new T5ConfigError(`T5 checkpoint: ${dir} has neither model.safetensors nor model.safetensors.index.json${pickle}`);
   }
+  // Float tensors become F32 as they are read, so that (in shards of 1 GiB or more, read tensor by tensor)
+  // only one tensor's fp16/bf16 bytes are alive beside the fp32 weights, not a whole shard's.
+  const asF32 = (_: string, entry: TensorEntry): TensorEntry => {
+    if (!floatDtypes.has(entry.dtype) || entry.dtype === "F32") return entry;
+    const data = toFloat32(entry);
+    const out: TensorEntry = { dtype: "F32", shape: entry.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    converted.set(out, data);
+    return out;
+  };
   const tensors = new Map<string, TensorEntry>();
   for (const file of files) {
-    const st = await loadSafetensors(join(dir, file));
-    for (const [name, entry] of st.tensors) if (isEncoderTensor(name)) tensors.set(name, entry);
+    const st = await loadSafetensors(join(dir, file), { keep: isEncoderTensor, convert: asF32 });
+    for (const [name, entry] of st.tensors) tensors.set(name, entry);
   }
   return tensors;
 }
@@ -106,7 +117,8 @@ function assignWeights(model: T5EncoderModel, tensors: Map<string, TensorEntry>,
       throw new T5ConfigError(`T5 checkpoint: tensor "${name}" has shape [${entry.shape.join(", ")}], but config.json gives `
         + `[${p.shape.join(", ")}] = ${describeExpected(name, c)}; the checkpoint and config.json disagree: use the config.json that came with these weights`);
     }
-    p.data = toFloat32(entry);
+    // Entries converted while reading already hold host-order float32s: take them without a copy.
+    p.data = converted.get(entry) ?? toFloat32(entry);
   }
   if (missing.length > 0) {
     throw new T5ConfigError(`T5 checkpoint: ${dir} lacks ${missing.length} encoder tensor(s): ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}; `
