@@ -14,8 +14,7 @@ import { bucketTable } from "./t5-buckets.js";
 import { resolveT5Config } from "./t5-config.js";
 import { T5DecoderStack } from "./t5-decoder.js";
 import { pretrainText, type PretrainEvent } from "./pretrain.js";
-import { tinyCorpus, tinyRun } from "./pretrain-fixture.js";
-import { T5TextEncoder } from "./t5-encoder.js";
+import { assertTinyEncoderLoads, tinyCorpus, tinyRun } from "./pretrain-fixture.js";
 
 const sentinels = [99, 98, 97, 96, 95, 94, 93, 92];
 
@@ -113,11 +112,7 @@ test("span-corruption pretraining lowers held-out loss and saves a T5ForConditio
     assert.match(cfg.imagen_pretrain.objective, /span corruption/);
     const names = [...(await loadSafetensors(join(out, "model.safetensors"))).tensors.keys()];
     assert.ok(names.includes("decoder.block.0.layer.1.EncDecAttention.q.weight") && names.includes("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"), names.join(" "));
-    const enc = await T5TextEncoder.load(out, { maxLength: 8 });
-    const e = await enc.encode(["a red circle"]);
-    assert.deepEqual([e.batch, e.length, e.dim], [1, 8, 32]);
-    assert.ok(e.embeddings.every(Number.isFinite));
-    enc.dispose();
+    await assertTinyEncoderLoads(out);
   } finally {
     await rm(out, { recursive: true, force: true });
   }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../util/rng.js";
 import { parseBrown, parseWordNet } from "./pretrain-corpus.js";
-import { tinyCorpus, tinyRun } from "./pretrain-fixture.js";
+import { assertTinyEncoderLoads, tinyCorpus, tinyRun } from "./pretrain-fixture.js";
 import { countWords, trainUnigramPieces, unigramTokenizerJson } from "./unigram-trainer.js";
 import { UnigramTokenizer } from "./unigram.js";
 import { maskBatch, maxTargets, packRows, spanNoise } from "./pretrain-objective.js";
@@ -106,11 +106,7 @@ test("a tiny pretraining run lowers held-out loss and saves a folder T5TextEncod
     assert.equal(cfg.imagen_pretrain.steps, 60);
     assert.equal(await readFile(join(out, "t5", "notes.txt"), "utf8"), "mine");
     assert.deepEqual((await readdir(join(out, "t5"))).sort(), ["config.json", "model.safetensors", "notes.txt", "tokenizer.json"]);
-    const enc = await T5TextEncoder.load(join(out, "t5"), { maxLength: 8 });
-    const e = await enc.encode(["a red circle"]);
-    assert.deepEqual([e.batch, e.length, e.dim], [1, 8, 32]);
-    assert.ok(e.embeddings.every(Number.isFinite));
-    enc.dispose();
+    await assertTinyEncoderLoads(join(out, "t5"));
   } finally {
     await rm(out, { recursive: true, force: true });
   }
