@@ -335,7 +335,6 @@ export function serializeSafetensors(tensors: TensorInputs, metadata?: Record<st
 /** Files at least this big are read tensor by tensor (Node cannot read 2 GiB or more into one buffer). */
 export const streamedLoadBytes = 1 << 30;
 
-/** Reads and validates a safetensors file. */
 export interface LoadSafetensorsOptions {
   /** Files at least this big are read tensor by tensor; default streamedLoadBytes. */
   streamFrom?: number;
@@ -348,6 +347,7 @@ export interface LoadSafetensorsOptions {
   convert?: (name: string, entry: TensorEntry) => TensorEntry;
 }
 
+/** Reads and validates a safetensors file. */
 export async function loadSafetensors(path: string, options: LoadSafetensorsOptions = {}): Promise<SafetensorsFile> {
   const keep = options.keep ?? (() => true);
   const convert = options.convert ?? ((_: string, entry: TensorEntry) => entry);
