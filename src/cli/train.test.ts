@@ -73,7 +73,8 @@ test("bad training configs and datasets are refused with the field and the fix",
   await expectBad({ ...config("r"), stages: [{ unet: "imagen-xl", steps: 1 }] }, /"stages\[0\]\.unet" expected a preset \(imagen-base-64/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 0 }] }, /"stages\[0\]\.steps" expected an integer >= 1, got 0/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, lr: "fast" }] }, /"stages\[0\]\.lr" expected a number in \(0, 1\)/);
-  await expectBad({ ...config("r"), stages: [{ unet, steps: 100, lrRestarts: [60, 40] }] }, /"stages\[0\]\.lrRestarts" expected a list of increasing integer steps inside \(warmupSteps, steps = 100\), got \[60,40\]/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 100, lrRestarts: [60, 40] }] }, /"stages\[0\]\.lrRestarts" expected a list of increasing integer steps inside \(warmupSteps = 10, steps = 100\), got \[60,40\]/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 100, warmupSteps: 20, lrRestarts: [20] }] }, /"stages\[0\]\.lrRestarts" expected a list of increasing integer steps inside \(warmupSteps = 20, steps = 100\), got \[20\]/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 100, lrRestarts: [50], lrRestartScale: 2 }] }, /"stages\[0\]\.lrRestartScale" expected a number in \(0, 1\], got 2/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1 }, { unet, steps: 1 }] }, /"stages\[1\]\.unet" expected a super-resolution U-Net/);
   await expectBad(config("r"), /--stage: expected an integer from 0 to 1, got "5"/, "5");

@@ -45,10 +45,10 @@ export function parseTrainConfig(file: string): TrainConfig {
     return v;
   };
   const int = (n: number) => Number.isInteger(n);
-  const intList = (o: Obj, key: string, field: string, steps: number): number[] => {
+  const restartList = (o: Obj, key: string, field: string, warmupSteps: number, steps: number): number[] => {
     const v = o[key] ?? [];
-    const want = `a list of increasing integer steps inside (warmupSteps, steps = ${steps})`;
-    if (!Array.isArray(v) || !v.every((n, j) => typeof n === "number" && int(n) && n > 0 && n < steps && (j === 0 || n > v[j - 1]))) {
+    const want = `a list of increasing integer steps inside (warmupSteps = ${warmupSteps}, steps = ${steps})`;
+    if (!Array.isArray(v) || !v.every((n, j) => typeof n === "number" && int(n) && n > warmupSteps && n < steps && (j === 0 || n > v[j - 1]))) {
       throw bad(field, want, o[key]);
     }
     return v as number[];
@@ -96,6 +96,7 @@ export function parseTrainConfig(file: string): TrainConfig {
     if (isObj(s.unetOverrides)) unet = { ...unet, ...(s.unetOverrides as Partial<UNetConfig>) };
     if (unet.lowResCond !== (i > 0)) throw bad(f("unet"), i === 0 ? "a base U-Net (lowResCond false)" : "a super-resolution U-Net (lowResCond true)", unet.lowResCond);
     const steps = num(s, "steps", f("steps"), (n) => int(n) && n >= 1, "an integer >= 1");
+    const warmupSteps = num(s, "warmupSteps", f("warmupSteps"), (n) => int(n) && n >= 0, "an integer >= 0", Math.min(1000, Math.floor(steps / 10)));
     return {
       unet,
       parameterization: str(s, "parameterization", f("parameterization"), parameterizations, "eps") as Parameterization,
@@ -103,9 +104,9 @@ export function parseTrainConfig(file: string): TrainConfig {
       steps,
       batch: num(s, "batch", f("batch"), (n) => int(n) && n >= 1 && n <= 4096, "an integer from 1 to 4096", 8),
       lr: num(s, "lr", f("lr"), (n) => n > 0 && n < 1, "a number in (0, 1)", 1e-4),
-      warmupSteps: num(s, "warmupSteps", f("warmupSteps"), (n) => int(n) && n >= 0, "an integer >= 0", Math.min(1000, Math.floor(steps / 10))),
+      warmupSteps,
       lrDecay: str(s, "lrDecay", f("lrDecay"), lrSchedules, "cosine") as LrScheduleName,
-      lrRestarts: intList(s, "lrRestarts", f("lrRestarts"), steps),
+      lrRestarts: restartList(s, "lrRestarts", f("lrRestarts"), Math.min(warmupSteps, steps), steps),
       lrRestartScale: num(s, "lrRestartScale", f("lrRestartScale"), (n) => n > 0 && n <= 1, "a number in (0, 1]", 1),
       minSnrGamma: s.minSnrGamma === undefined ? undefined : num(s, "minSnrGamma", f("minSnrGamma"), (n) => n > 0, "a number > 0"),
       emaDecay: s.emaDecay === undefined ? undefined : num(s, "emaDecay", f("emaDecay"), (n) => n > 0 && n < 1, "a number in (0, 1)"),
