@@ -49,6 +49,31 @@ test("imagen train: each stage resumes from its checkpoint, logs JSON lines, wri
   await rm(root, { recursive: true });
 });
 
+test("textStandardize: the text statistics are computed once from the training captions, kept beside the stage, and shipped in the model", async () => {
+  const root = await mkdtemp(join(tmpdir(), "imagen-textstd-"));
+  const file = join(root, "train.json");
+  const base = config("run").stages[0];
+  await writeFile(file, JSON.stringify(config("run", { stages: [{ ...base, steps: 2, sampleEvery: 0, textStandardize: 16 }] })));
+  await runTrain({ config: file, stage: "0", json: true, stopAt: "1" });
+  const statsFile = join(root, "run", "stage_0", "text_stats.json");
+  const stats = JSON.parse(await readFile(statsFile, "utf8"));
+  assert.equal(stats.mean.length, 8);
+  assert.ok(stats.std.every((s: number) => s > 0.01), "a real spread per channel");
+  // Resuming reads the file back (an edited file shows up in the model), and a broken one is refused by name.
+  const edited = { mean: stats.mean.map((v: number) => v + 0.5), std: stats.std };
+  await writeFile(statsFile, "{ not json");
+  await assert.rejects(() => runTrain({ config: file, stage: "0", json: true }), /text_stats\.json: not JSON .*delete it to recompute it/);
+  await writeFile(statsFile, JSON.stringify(edited));
+  const done = await runTrain({ config: file, stage: "0", json: true });
+  const shipped = JSON.parse(await readFile(join(done.modelDir as string, "stage_0", "config.json"), "utf8"));
+  assert.deepEqual(shipped.unet.textStats, edited);
+  const out = await runGenerate("a red square", {
+    model: done.modelDir as string, out: join(root, "out"), guidance: "2", seed: "1", sampler: "ddim", thresholding: "dynamic", augLevel: "0.1", batch: "1", steps: "2", json: true, textCache: join(root, "run", "text-cache"),
+  });
+  assert.equal(out.length, 1);
+  await rm(root, { recursive: true });
+});
+
 test("a model whose training loss never dropped gets a warning at generation", async () => {
   const dir = await mkdtemp(join(tmpdir(), "imagen-warn-"));
   await mkdir(join(dir, "stage_0"));
@@ -76,6 +101,7 @@ test("bad training configs and datasets are refused with the field and the fix",
   await expectBad({ ...config("r"), stages: [{ unet, steps: 100, lrRestarts: [60, 40] }] }, /"stages\[0\]\.lrRestarts" expected a list of increasing integer steps inside \(warmupSteps = 10, steps = 100\), got \[60,40\]/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 100, warmupSteps: 20, lrRestarts: [20] }] }, /"stages\[0\]\.lrRestarts" expected a list of increasing integer steps inside \(warmupSteps = 20, steps = 100\), got \[20\]/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 100, lrRestarts: [50], lrRestartScale: 2 }] }, /"stages\[0\]\.lrRestartScale" expected a number in \(0, 1\], got 2/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 1, textStandardize: 0.5 }] }, /"stages\[0\]\.textStandardize" expected an integer from 1 to 100000 \(training captions/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1 }, { unet, steps: 1 }] }, /"stages\[1\]\.unet" expected a super-resolution U-Net/);
   await expectBad(config("r"), /--stage: expected an integer from 0 to 1, got "5"/, "5");
   await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of scenes, toy, jsonl, folder/);

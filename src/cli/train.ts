@@ -8,7 +8,9 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { ValueError } from "../util/errors.js";
 import { Rng, ZeroRng } from "../util/rng.js";
-import { UNet } from "../models/unet.js";
+import { UNet, type UNetConfig } from "../models/unet.js";
+import { checkTextStats, embeddingStats, type TextStats } from "../text/embedding-stats.js";
+import { writeTextAtomic } from "../util/fs.js";
 import { WordEncoder } from "../text/word-encoder.js";
 import { T5TextEncoder } from "../text/t5-encoder.js";
 import { cachedEncoder } from "../text/embedding-cache.js";
@@ -84,7 +86,7 @@ export async function runTrain(f: TrainFlags): Promise<{ losses: number[]; model
   await mkdir(join(dir, "samples"), { recursive: true });
   const encoder = cachedEncoder(await buildEncoder(cfg), join(cfg.output, "text-cache"), (m) => process.stderr.write(`warning: ${m}\n`));
   const dataset = buildDataset(cfg);
-  const unet = new UNet(st.unet, new Rng(cfg.seed).split(`stage:${n}`));
+  const unet = new UNet(await stageUNetConfig(cfg, n, { encoder, dataset }), new Rng(cfg.seed).split(`stage:${n}`));
   const lowResSize = n > 0 ? cfg.stages[n - 1].unet.imageSize : undefined;
   const tty = process.stderr.isTTY && !f.json;
   const logFile = join(dir, "train.jsonl");
@@ -127,13 +129,39 @@ export async function runTrain(f: TrainFlags): Promise<{ losses: number[]; model
   return { losses: result.losses, modelDir: await assembleModel(cfg) };
 }
 
+/**
+ * A stage's U-Net config: the config file's, plus its text statistics where the stage standardises the
+ * text. These are computed once, from the first `textStandardize` training captions, and kept in
+ * <output>/stage_N/text_stats.json, which resuming and assembling read back.
+ */
+async function stageUNetConfig(cfg: TrainConfig, n: number, from?: { encoder: TextEncoder; dataset: CaptionedDataset }): Promise<UNetConfig> {
+  const st = cfg.stages[n];
+  if (st.textStandardize === undefined) return st.unet;
+  const file = join(cfg.output, `stage_${n}`, "text_stats.json");
+  let stats: unknown;
+  if (existsSync(file)) {
+    try {
+      stats = JSON.parse(await readFile(file, "utf8"));
+    } catch (e) {
+      throw new ValueError(`${file}: not JSON (${(e as Error).message}); delete it to recompute it from the training captions`);
+    }
+    checkTextStats(stats, st.unet.textDim, file);
+  } else {
+    if (!from) throw new ValueError(`${file} is missing; train stage ${n} again to recompute it`);
+    const count = Math.min(st.textStandardize, from.dataset.size ?? Infinity);
+    stats = await embeddingStats(from.encoder, Array.from({ length: count }, (_, i) => from.dataset.item(i).caption));
+    await writeTextAtomic(file, JSON.stringify(stats) + "\n");
+  }
+  return { ...st.unet, textStats: stats as TextStats };
+}
+
 /** Writes <output>/model when every stage has final weights; returns its path, or null while some are missing. */
 async function assembleModel(cfg: TrainConfig): Promise<string | null> {
   const stages: StageSpec[] = [];
   for (const [i, st] of cfg.stages.entries()) {
     const file = join(cfg.output, `stage_${i}`, "final.safetensors");
     if (!existsSync(file)) return null;
-    const unet = new UNet(st.unet, new ZeroRng());
+    const unet = new UNet(await stageUNetConfig(cfg, i), new ZeroRng());
     unet.loadStateDict(new Map([...(await loadSafetensors(file)).tensors].map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }])));
     stages.push({ unet, parameterization: st.parameterization, schedule: st.schedule });
   }

@@ -75,3 +75,31 @@ test("U-Net configs are validated with the field and the valid range", () => {
   assert.throws(() => new UNet({ ...tinyBase, attnLevels: [2] }, new Rng(0)), /attnLevels: expected levels in 0..1/);
   assert.throws(() => presetByName("huge"), /unknown "huge"; choose one of/);
 });
+
+test("textStats: the U-Net standardises each text channel (padded tokens stay zero) before its text LayerNorm", () => {
+  const rng = new Rng(3);
+  const D = tinyBase.textDim, B = 2, L = 3, S = tinyBase.imageSize;
+  const stats = { mean: Array.from({ length: D }, (_, c) => 0.5 * c - 1), std: Array.from({ length: D }, (_, c) => 0.25 + 0.5 * c) };
+  const withStats = new UNet({ ...tinyBase, textStats: stats }, new Rng(4));
+  const plain = new UNet(tinyBase, new Rng(4));
+  const text = rng.normal(B * L * D).map((v, i) => v * 3 + stats.mean[i % D]);
+  const mask = [1, 1, 0, 1, 0, 0];
+  const manual = text.map((v, i) => (mask[Math.floor(i / D)] ? (v - stats.mean[i % D]) / stats.std[i % D] : 0));
+  const x = rng.normal(B * 3 * S * S);
+  const run = (model: UNet, t: ArrayLike<number>) => {
+    const ins = { x: input("x", [B, 3, S, S]), t: input("t", [B]), text: input("text", [B, L, D]), mask: input("mask", [B, L]) };
+    const bound = bindParameters(model, "input");
+    const feeds: Record<string, NDArray> = { x: nd([B, 3, S, S], x), t: nd([B], [0.3, 0.8]), text: nd([B, L, D], t), mask: nd([B, L], mask) };
+    for (const [name, p] of model.namedParameters()) feeds[name] = nd([...p.shape], p.data);
+    const out = model.call(ins);
+    bound.release();
+    return evaluate([out], feeds)[0].data;
+  };
+  const a = run(withStats, text), b = run(plain, manual), c = run(plain, text);
+  let err = 0, diff = 0;
+  a.forEach((v, i) => { err = Math.max(err, Math.abs(v - b[i])); diff = Math.max(diff, Math.abs(v - c[i])); });
+  assert.ok(err < 1e-5, `standardised inside vs outside differ by ${err}`);
+  assert.ok(diff > 1e-3, "the statistics change the output");
+  assert.throws(() => new UNet({ ...tinyBase, textStats: { mean: stats.mean.slice(1), std: stats.std } }, new Rng(0)), /UNet textStats: expected \{"mean": \[6 numbers\]/);
+  assert.throws(() => new UNet({ ...tinyBase, textStats: { mean: stats.mean, std: stats.std.map((s, c) => (c === 2 ? 0 : s)) } }, new Rng(0)), /"std": \[6 numbers > 0\]/);
+});

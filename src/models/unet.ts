@@ -4,12 +4,14 @@
 import { ValueError } from "../util/errors.js";
 import type { Rng } from "../util/rng.js";
 import { silu } from "../graph/composite.js";
-import { add, concat, mul } from "../graph/ops-basic.js";
+import { add, concat, mul, sub, unsqueeze } from "../graph/ops-basic.js";
+import { constant } from "../graph/build.js";
 import type { Tensor } from "../graph/tensor.js";
 import { Conv2d, GroupNorm, LayerNorm, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { AttnBlock, Downsample, groupsFor, ResBlock, Upsample, type TextAttention } from "./blocks.js";
 import { TextPool, TimeEmbedding, type TextPooling } from "./embeddings.js";
+import { checkTextStats, type TextStats } from "../text/embedding-stats.js";
 
 export interface UNetConfig {
   imageSize: number;
@@ -29,6 +31,11 @@ export interface UNetConfig {
    * imagen-pytorch does); without it every attention layer projects the encoder's full width.
    */
   textProjDim?: number;
+  /**
+   * Fixed per-channel statistics of the text encoder's output over the training captions: the text is
+   * standardised with them (padded positions kept at zero) before the text LayerNorm. Not trained.
+   */
+  textStats?: TextStats;
   textAttention: TextAttention;
   selfAttention: boolean;
   textPooling: TextPooling;
@@ -57,11 +64,19 @@ export function checkUNetConfig(c: UNetConfig): void {
   }
   if (c.imageSize % 2 ** (levels - 1) !== 0) throw bad("imageSize", c.imageSize, `a multiple of ${2 ** (levels - 1)} for ${levels} levels`);
   if (c.textProjDim !== undefined && !(Number.isInteger(c.textProjDim) && c.textProjDim >= 1)) throw bad("textProjDim", c.textProjDim, "an integer >= 1, or no key");
+  if (c.textStats !== undefined) checkTextStats(c.textStats, c.textDim, "UNet textStats");
   if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
   for (const m of c.channelMults) {
     const ch = c.channels * m;
     if (ch % c.headDim !== 0 && ch > c.headDim) throw bad("headDim", c.headDim, `a divisor of every attention width (${ch})`);
   }
+}
+
+/** (text - mean) / std per channel, times the mask so padded positions stay zero. */
+function standardise(text: Tensor, mask: Tensor, s: TextStats): Tensor {
+  const d = s.mean.length;
+  const centred = sub(text, constant(Float32Array.from(s.mean), [d]));
+  return mul(mul(centred, constant(Float32Array.from(s.std, (v) => 1 / v), [d])), unsqueeze(mask, 2));
 }
 
 const heads = (ch: number, headDim: number) => Math.max(1, Math.floor(ch / headDim));
@@ -158,7 +173,7 @@ export class UNet extends Module {
   forward(inp: UNetInputs, training = false): Tensor {
     const c = this.config;
     if (c.lowResCond && (!inp.lowRes || !inp.augLevel)) throw new ValueError("UNet: a super-resolution U-Net needs lowRes and augLevel inputs");
-    const normed = this.textNorm.call(inp.text);
+    const normed = this.textNorm.call(c.textStats ? standardise(inp.text, inp.mask, c.textStats) : inp.text);
     const text = this.textProj ? this.textProj.call(normed) : normed;
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));

@@ -20,6 +20,8 @@ export interface CaptionedItem {
 }
 export interface CaptionedDataset {
   item(index: number): CaptionedItem;
+  /** The number of distinct items of a finite dataset (indices wrap); absent for generated ones. */
+  readonly size?: number;
 }
 
 export interface StageTrainOptions {

@@ -18,6 +18,8 @@ export interface StageTrainSpec {
   unet: UNetConfig; parameterization: Parameterization; schedule: ScheduleName;
   steps: number; batch: number; lr: number; warmupSteps: number; lrDecay: LrScheduleName;
   lrRestarts: number[]; lrRestartScale: number;
+  /** Standardise the text embeddings by their per-channel statistics over this many training captions (UNet textStats). */
+  textStandardize?: number;
   minSnrGamma?: number; emaDecay?: number; clipNorm: number; weightDecay: number; condDrop: number; cropSize?: number;
   checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
 }
@@ -108,6 +110,8 @@ export function parseTrainConfig(file: string): TrainConfig {
       lrDecay: str(s, "lrDecay", f("lrDecay"), lrSchedules, "cosine") as LrScheduleName,
       lrRestarts: restartList(s, "lrRestarts", f("lrRestarts"), Math.min(warmupSteps, steps), steps),
       lrRestartScale: num(s, "lrRestartScale", f("lrRestartScale"), (n) => n > 0 && n <= 1, "a number in (0, 1]", 1),
+      textStandardize: s.textStandardize === undefined ? undefined
+        : num(s, "textStandardize", f("textStandardize"), (n) => int(n) && n >= 1 && n <= 100000, "an integer from 1 to 100000 (training captions to take the statistics over), or no key"),
       minSnrGamma: s.minSnrGamma === undefined ? undefined : num(s, "minSnrGamma", f("minSnrGamma"), (n) => n > 0, "a number > 0"),
       emaDecay: s.emaDecay === undefined ? undefined : num(s, "emaDecay", f("emaDecay"), (n) => n > 0 && n < 1, "a number in (0, 1)"),
       clipNorm: num(s, "clipNorm", f("clipNorm"), (n) => n > 0, "a number > 0", 1),
