@@ -10,3 +10,6 @@ export function defaultModelDir(): string {
   }
   return dir;
 }
+
+/** The super-resolution stages' noise-augmentation level at sampling, for generate and eval alike. */
+export const defaultAugLevel = 0.2;

@@ -12,7 +12,7 @@ import { loadCascade } from "../pipeline/model-folder.js";
 import { progressReporter } from "./progress.js";
 import { trainingWarnings } from "./train.js";
 import { cachedEncoder } from "../text/embedding-cache.js";
-import { defaultModelDir } from "./default-model.js";
+import { defaultAugLevel, defaultModelDir } from "./default-model.js";
 
 export interface GenerateFlags {
   /** Model folder; default: the shipped cascade (models/default). */
@@ -96,7 +96,7 @@ export function registerGenerate(program: Command): void {
     .option("--negative <text>", "negative prompt (replaces the empty condition in guidance)")
     .option("--sampler <name>", `one of ${samplerNames.join(", ")}`, "dpmpp2m")
     .option("--thresholding <kind>", "none, static, dynamic or dynamic:P", "dynamic")
-    .option("--aug-level <a>", "noise-augmentation level for super-resolution stages", "0.2")
+    .option("--aug-level <a>", "noise-augmentation level for super-resolution stages", String(defaultAugLevel))
     .option("--batch <n>", "images to make", "1")
     .option("--out <dir>", "output folder", "outputs")
     .option("--text-cache <dir>", "cache prompt embeddings on disk in this folder")
