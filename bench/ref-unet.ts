@@ -77,9 +77,8 @@ export class ResBlock extends Module {
   /** h [B, cin, H, W]; embAct = SiLU(emb) [B, E] (shared by every block, as torch recomputes the same). */
   forward(h: Tensor, embAct: Tensor): Tensor {
     let r = this.conv1.call(silu(this.norm1.call(h))); // [B, cout, H, W]
-    const s = reshape(this.film.call(embAct), [h.shape[0], 2 * this.cout, 1, 1]); // [B, 2 cout, 1, 1]
-    const [scale, shift] = split(s, 1, [this.cout, this.cout]);
-    r = add(mul(this.norm2.call(r), add(scale, 1)), shift);
+    const [scale, shift] = split(this.film.call(embAct), 1, [this.cout, this.cout]); // [B, cout] each
+    r = this.norm2.call(r, { scale, shift }); // norm2(r) * (1 + scale) + shift, folded into one GroupNorm
     r = this.conv2.call(silu(r));
     return add(this.skip ? this.skip.call(h) : h, r); // [B, cout, H, W]
   }

@@ -47,7 +47,7 @@ export function rmsNorm(x: Tensor, weight?: Tensor, eps = 1e-6): Tensor {
   return weight ? mul(y, weight) : y;
 }
 
-/** GroupNorm on [B, C, ...spatial]: contiguous channel groups, biased variance; gamma/beta [C]. */
+/** GroupNorm on [B, C, ...spatial]: contiguous channel groups, biased variance; gamma/beta [C], or [B, C] when both are given. */
 export function groupNorm(x: Tensor, groups: number, gamma?: Tensor, beta?: Tensor, eps = 1e-5): Tensor {
   const c = x.shape[1];
   if (typeof c !== "number" || c % groups !== 0) {

@@ -189,7 +189,8 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const k3 = neg(mul(rstd, m1));
     const dx = add(reshape(mul(gc, k1), grouped), add(mul(xc, k2), k3));
     const gx = reshape(dx, x.shape);
-    return gamma ? [gx, sum(p, 0), sum(q, 0)] : [gx];
+    if (!gamma) return [gx];
+    return [gx, gamma.rank === 2 ? p : sum(p, 0), n.inputs[2].rank === 2 ? q : sum(q, 0)];
   },
   upsampleNearest: (n, g) => {
     const [b, c, h, w] = n.inputs[0].shape;

@@ -333,7 +333,9 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
       const r = 1 / Math.sqrt(vr + eps);
       for (let i = 0; i < per; i++) {
         const ch = Math.floor((k * per + i) / spatial) % c;
-        out[k * per + i] = gamma ? (seg[i] - mu) * r * gamma.data[ch] + beta.data[ch] : (seg[i] - mu) * r;
+        const bi = Math.floor(k / groups);
+        const at = (t: NDArray) => t.data[t.shape.length === 2 ? bi * c + ch : ch];
+        out[k * per + i] = gamma ? (seg[i] - mu) * r * at(gamma) + at(beta) : (seg[i] - mu) * r;
       }
     }
     return { shape: [...x.shape], data: out, dtype: "float32" };

@@ -201,8 +201,11 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   groupNormalize: (ctx, n, [x, gamma, beta]) => {
     const normed = lowerGroupNormalize(ctx, n, x);
     if (gamma === undefined) return normed;
-    const affine = ctx.constI64([n.shape[1] as number, ...n.shape.slice(2).map(() => 1)]);
-    return ctx.op("Add", [ctx.op("Mul", [normed, ctx.op("Reshape", [gamma, affine])]), ctx.op("Reshape", [beta, affine])]);
+    // [C] -> [C, 1, ...]; a per-sample [B, C] -> [B, C, 1, ...]
+    const spatial = n.shape.slice(2).map((_, i) => i + 2);
+    const perChannel = ctx.constI64([n.shape[1] as number, ...spatial.map(() => 1)]);
+    const place = (t: string, rank: number) => (rank === 2 ? ctx.op("Unsqueeze", [t, ctx.constI64(spatial)]) : ctx.op("Reshape", [t, perChannel]));
+    return ctx.op("Add", [ctx.op("Mul", [normed, place(gamma, n.inputs[1].rank)]), place(beta, n.inputs[2].rank)]);
   },
   upsampleNearest: (ctx, n, [x]) => {
     const f = n.attrs.factor;

@@ -87,6 +87,12 @@ const cases: OpCase[] = [
     build: ({ x, w, b }) => c.groupNorm(x, 2, w, b) },
   { name: "upsampleNearest (Resize lowering), symbolic batch", inputs: { x: { shape: [2, 3, 3, 2], graphShape: ["B", 3, 3, 2] } },
     build: ({ x }) => make("upsampleNearest", [x], { factor: 2 }) },
+  { name: "groupNorm with a per-sample affine (FiLM folded in), gamma and beta [B, C]",
+    inputs: { x: { shape: [2, 4, 2, 3], graphShape: ["B", 4, 2, 3] }, w: { shape: [2, 4], graphShape: ["B", 4] }, b: { shape: [2, 4], graphShape: ["B", 4] } },
+    build: ({ x, w, b }) => c.groupNorm(x, 2, w, b) },
+  { name: "groupNorm, per-sample gamma [B, C] with a per-channel beta [C]",
+    inputs: { x: { shape: [2, 4, 3], graphShape: ["B", 4, 3] }, w: { shape: [2, 4], graphShape: ["B", 4] }, b: { shape: [4] } },
+    build: ({ x, w, b }) => c.groupNorm(x, 4, w, b) },
   { name: "groupNormalize (InstanceNormalization lowering), 3-D input", inputs: { x: { shape: [2, 6, 5], graphShape: ["B", 6, 5] } },
     build: ({ x }) => make("groupNormalize", [x], { groups: 3, eps: 1e-3 }) },
   { name: "attention with additive mask", inputs: { q: { shape: [2, 3, 4] }, k: { shape: [2, 5, 4] }, v: { shape: [2, 5, 3] }, m: { shape: [2, 1, 5] } },
@@ -134,6 +140,9 @@ test("bad input throws at graph-build time naming the op, the module path and bo
   expectShape(() => g.add(input("s", ["B", 3]), input("t", ["C", 3])), "add", "[B, 3]", "[C, 3]");
   expectShape(() => g.exp(int64([1, 2])), "float32");
   expectShape(() => c.groupNorm(input("gn", [1, 6, 2, 2]), 4), "groupNorm");
+  const gnx = input("gnx", ["B", 4, 2, 2]);
+  expectShape(() => c.groupNorm(gnx, 2, input("gw", ["C", 4]), input("gb", [4])), "groupNormalize", "[4] or [B, 4]", "[C, 4]");
+  expectShape(() => c.groupNorm(gnx, 2, input("gw3", ["B", 4, 1]), input("gb", [4])), "groupNormalize", "[B, 4, 1]");
 });
 
 test("stopGradient: the gradient treats its output as a constant", async () => {

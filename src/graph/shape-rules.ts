@@ -238,8 +238,10 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     check(x.rank >= 3 && typeof c === "number" && Number.isInteger(attrs.groups) && attrs.groups >= 1 && c % attrs.groups === 0,
       "groupNormalize", inputs, () => `expected [B, C, ...] with static C divisible by groups ${attrs.groups}`);
     check(x.shape.slice(1).every((d) => typeof d === "number") && attrs.eps >= 0, "groupNormalize", inputs, () => "axes 1.. must be static and eps >= 0");
-    check(inputs.length === 1 || (inputs.length === 3 && inputs.slice(1).every((t) => t.rank === 1 && t.shape[0] === c && t.dtype === "float32")),
-      "groupNormalize", inputs, () => `expected x alone or x, gamma [${c}], beta [${c}]`);
+    // The affine is per channel ([C]) or per sample and channel ([B, C], e.g. with a FiLM modulation folded in).
+    const affine = (t: Tensor) => t.dtype === "float32" && t.shape[t.rank - 1] === c && (t.rank === 1 || (t.rank === 2 && t.shape[0] === x.shape[0]));
+    check(inputs.length === 1 || (inputs.length === 3 && inputs.slice(1).every(affine)),
+      "groupNormalize", inputs, () => `expected x alone or x, gamma and beta each [${c}] or [${String(x.shape[0])}, ${c}]`);
     return { shape: x.shape, dtype: "float32" };
   },
   upsampleNearest: (inputs, attrs) => {

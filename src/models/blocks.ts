@@ -28,8 +28,9 @@ export class ResBlock extends Module {
   /** x [B, cin, H, W], cond [B, condDim] -> [B, cout, H, W]. */
   forward(x: Tensor, cond: Tensor, training: boolean): Tensor {
     let h = this.conv1.call(silu(this.norm1.call(x)));
-    const [scale, shift] = split(this.film.call(silu(cond)), 1, [this.cout, this.cout]).map((s) => reshape(s, [s.shape[0], this.cout, 1, 1]));
-    h = add(mul(this.norm2.call(h), add(scale, 1)), shift);
+    const [scale, shift] = split(this.film.call(silu(cond)), 1, [this.cout, this.cout]); // [B, cout] each
+    h = this.norm2.call(h, { scale, shift }); // norm2(h) * (1 + scale) + shift
+
     h = this.conv2.call(this.drop.call(silu(h), training));
     return add(this.skip ? this.skip.call(x) : x, h);
   }
