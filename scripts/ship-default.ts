@@ -14,7 +14,7 @@ import { loadSafetensors, toFloat32 } from "../src/runtime/safetensors.js";
 import { UNet } from "../src/models/unet.js";
 import { ZeroRng } from "../src/util/rng.js";
 import { saveCascade } from "../src/pipeline/model-folder.js";
-import { summarize } from "../src/cli/train.js";
+import { stageUNetConfig, summarize } from "../src/cli/train.js";
 import type { StageSpec } from "../src/pipeline/stage-denoiser.js";
 
 const { values } = parseArgs({ options: { config: { type: "string", default: "examples/default-cascade.json" }, to: { type: "string", default: "models/default" }, raw: { type: "string", default: "" } } });
@@ -27,7 +27,7 @@ const stages: StageSpec[] = [];
 const cards: { steps: number; configured: number; from: string; lossStart: number; lossEnd: number; log: { step: number; loss: number }[] }[] = [];
 for (const [i, st] of cfg.stages.entries()) {
   const dir = join(cfg.output, `stage_${i}`);
-  const unet = new UNet(st.unet, new ZeroRng());
+  const unet = new UNet(await stageUNetConfig(cfg, i), new ZeroRng()); // with the stage's text statistics, if it standardises the text
   const shapes = new Map([...unet.stateDict()].map(([k, t]) => [k, t.shape]));
   let weights: Map<string, { shape: readonly number[]; data: Float32Array }>;
   let from: string;

@@ -134,7 +134,7 @@ export async function runTrain(f: TrainFlags): Promise<{ losses: number[]; model
  * text. These are computed once, from the first `textStandardize` training captions, and kept in
  * <output>/stage_N/text_stats.json, which resuming and assembling read back.
  */
-async function stageUNetConfig(cfg: TrainConfig, n: number, from?: { encoder: TextEncoder; dataset: CaptionedDataset }): Promise<UNetConfig> {
+export async function stageUNetConfig(cfg: TrainConfig, n: number, from?: { encoder: TextEncoder; dataset: CaptionedDataset }): Promise<UNetConfig> {
   const st = cfg.stages[n];
   if (st.textStandardize === undefined) return st.unet;
   const file = join(cfg.output, `stage_${n}`, "text_stats.json");
