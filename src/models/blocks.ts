@@ -30,7 +30,6 @@ export class ResBlock extends Module {
     let h = this.conv1.call(silu(this.norm1.call(x)));
     const [scale, shift] = split(this.film.call(silu(cond)), 1, [this.cout, this.cout]); // [B, cout] each
     h = this.norm2.call(h, { scale, shift }); // norm2(h) * (1 + scale) + shift
-
     h = this.conv2.call(this.drop.call(silu(h), training));
     return add(this.skip ? this.skip.call(x) : x, h);
   }
