@@ -10,6 +10,7 @@ import { runGenerate } from "./generate.js";
 import { TrainConfigError } from "../train/train-config.js";
 import { DatasetError, folderDataset, jsonlDataset } from "../data/datasets.js";
 import { imageToPng } from "../data/png.js";
+import { loadSafetensors, toFloat32 } from "../runtime/safetensors.js";
 
 const unet = {
   imageSize: 8, inChannels: 3, outChannels: 3, channels: 8, channelMults: [1, 2], numResBlocks: [1, 1], attnLevels: [1],
@@ -71,6 +72,37 @@ test("textStandardize: the text statistics are computed once from the training c
     model: done.modelDir as string, out: join(root, "out"), guidance: "2", seed: "1", sampler: "ddim", thresholding: "dynamic", augLevel: "0.1", batch: "1", steps: "2", json: true, textCache: join(root, "run", "text-cache"),
   });
   assert.equal(out.length, 1);
+  await rm(root, { recursive: true });
+});
+
+test("initFrom: a stage fine-tunes from a trained stage's weights (file or model-folder stage), and refuses missing or mismatched ones", async () => {
+  const root = await mkdtemp(join(tmpdir(), "imagen-init-"));
+  const [fileA, fileB] = [join(root, "a.json"), join(root, "b.json")];
+  const stage0 = { ...config("a").stages[0], sampleEvery: 0 };
+  await writeFile(fileA, JSON.stringify(config("a", { stages: [stage0] })));
+  const a = await runTrain({ config: fileA, stage: "0", json: true });
+  const weightsOf = async (f: string) => new Map([...(await loadSafetensors(f)).tensors].map(([k, t]) => [k, toFloat32(t)]));
+  const trained = await weightsOf(join(root, "a", "stage_0", "final.safetensors"));
+  // One step at a negligible lr from the trained weights ends where it started; from scratch it does not.
+  const maxDiff = (x: Map<string, Float32Array>, y: Map<string, Float32Array>) =>
+    Math.max(...[...x].map(([k, v]) => Math.max(...v.map((e, i) => Math.abs(e - (y.get(k) as Float32Array)[i])))));
+  for (const from of [join(root, "a", "stage_0", "final.safetensors"), join(a.modelDir as string, "stage_0")]) {
+    await rm(join(root, "b"), { recursive: true, force: true });
+    await writeFile(fileB, JSON.stringify(config("b", { seed: 9, stages: [{ ...stage0, steps: 1, lr: 1e-9, initFrom: from }] })));
+    await runTrain({ config: fileB, stage: "0", json: true });
+    const tuned = await weightsOf(join(root, "b", "stage_0", "final.safetensors"));
+    assert.ok(maxDiff(tuned, trained) < 2e-3, `${from}: starts from the trained weights (fp16 in the model folder)`);
+  }
+  await rm(join(root, "b"), { recursive: true, force: true });
+  await writeFile(fileB, JSON.stringify(config("b", { seed: 9, stages: [{ ...stage0, steps: 1, lr: 1e-9 }] })));
+  await runTrain({ config: fileB, stage: "0", json: true });
+  assert.ok(maxDiff(await weightsOf(join(root, "b", "stage_0", "final.safetensors")), trained) > 0.05, "without initFrom the stage starts from its random init");
+  await writeFile(fileB, JSON.stringify(config("c", { stages: [{ ...stage0, initFrom: "nowhere.safetensors" }] })));
+  await assert.rejects(() => runTrain({ config: fileB, stage: "0", json: true }), /stages\[0\]\.initFrom: .*nowhere\.safetensors does not exist; give a \.safetensors file or a model folder's stage folder/);
+  await writeFile(fileB, JSON.stringify(config("c", { stages: [{ ...stage0, unet: { ...unet, channels: 16 }, initFrom: join(root, "a", "stage_0", "final.safetensors") }] })));
+  await assert.rejects(() => runTrain({ config: fileB, stage: "0", json: true }), /stages\[0\]\.initFrom: .*final\.safetensors does not fit the stage's U-Net config \(loadStateDict: .* has shape/);
+  await writeFile(fileB, JSON.stringify(config("c", { stages: [{ ...stage0, initFrom: 7 }] })));
+  await assert.rejects(() => runTrain({ config: fileB, stage: "0", json: true }), /"stages\[0\]\.initFrom" expected a non-empty string, got 7/);
   await rm(root, { recursive: true });
 });
 

@@ -2,7 +2,7 @@
 // from its newest checkpoint; logs JSON lines to <output>/stage_N/train.jsonl, shows progress (loss,
 // images/s, ETA), writes periodic sample grids, and once every stage is trained assembles the model folder
 // <output>/model that `imagen generate --model` loads.
-import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
@@ -87,6 +87,8 @@ export async function runTrain(f: TrainFlags): Promise<{ losses: number[]; model
   const encoder = cachedEncoder(await buildEncoder(cfg), join(cfg.output, "text-cache"), (m) => process.stderr.write(`warning: ${m}\n`));
   const dataset = buildDataset(cfg);
   const unet = new UNet(await stageUNetConfig(cfg, n, { encoder, dataset }), new Rng(cfg.seed).split(`stage:${n}`));
+  // Loaded before the trainer is built, so the EMA starts from these weights too; a checkpoint overrides them.
+  if (st.initFrom !== undefined) await loadInitWeights(unet, st.initFrom, `stages[${n}].initFrom`);
   const lowResSize = n > 0 ? cfg.stages[n - 1].unet.imageSize : undefined;
   const tty = process.stderr.isTTY && !f.json;
   const logFile = join(dir, "train.jsonl");
@@ -153,6 +155,24 @@ export async function stageUNetConfig(cfg: TrainConfig, n: number, from?: { enco
     await writeTextAtomic(file, JSON.stringify(stats) + "\n");
   }
   return { ...st.unet, textStats: stats as TextStats };
+}
+
+/**
+ * Fine-tuning's starting point: a .safetensors file (e.g. a stage's final.safetensors) or a model folder's
+ * stage folder (its model.safetensors), any float dtype, whose tensors must match the stage's U-Net exactly.
+ */
+export async function loadInitWeights(unet: UNet, from: string, field: string): Promise<void> {
+  let file = from;
+  if (existsSync(from) && (await stat(from)).isDirectory()) file = join(from, "model.safetensors");
+  if (!existsSync(file)) {
+    throw new ValueError(`${field}: ${file} does not exist; give a .safetensors file or a model folder's stage folder (with model.safetensors), or remove the key to train from scratch`);
+  }
+  const tensors = (await loadSafetensors(file)).tensors;
+  try {
+    unet.loadStateDict(new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }])));
+  } catch (e) {
+    throw new ValueError(`${field}: ${file} does not fit the stage's U-Net config (${(e as Error).message}); start from weights trained with the same "unet" settings`);
+  }
 }
 
 /** Writes <output>/model when every stage has final weights; returns its path, or null while some are missing. */

@@ -20,6 +20,11 @@ export interface StageTrainSpec {
   lrRestarts: number[]; lrRestartScale: number;
   /** Standardise the text embeddings by their per-channel statistics over this many training captions (UNet textStats). */
   textStandardize?: number;
+  /**
+   * Fine-tune: the weights the stage starts from instead of its random init (a .safetensors file, or a
+   * model folder's stage folder holding model.safetensors). A resumed run starts from its checkpoint instead.
+   */
+  initFrom?: string;
   minSnrGamma?: number; emaDecay?: number; clipNorm: number; weightDecay: number; condDrop: number; cropSize?: number;
   checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
 }
@@ -112,6 +117,7 @@ export function parseTrainConfig(file: string): TrainConfig {
       lrRestartScale: num(s, "lrRestartScale", f("lrRestartScale"), (n) => n > 0 && n <= 1, "a number in (0, 1]", 1),
       textStandardize: s.textStandardize === undefined ? undefined
         : num(s, "textStandardize", f("textStandardize"), (n) => int(n) && n >= 1 && n <= 100000, "an integer from 1 to 100000 (training captions to take the statistics over), or no key"),
+      initFrom: s.initFrom === undefined ? undefined : path(str(s, "initFrom", f("initFrom"))),
       minSnrGamma: s.minSnrGamma === undefined ? undefined : num(s, "minSnrGamma", f("minSnrGamma"), (n) => n > 0, "a number > 0"),
       emaDecay: s.emaDecay === undefined ? undefined : num(s, "emaDecay", f("emaDecay"), (n) => n > 0 && n < 1, "a number in (0, 1)"),
       clipNorm: num(s, "clipNorm", f("clipNorm"), (n) => n > 0, "a number > 0", 1),
