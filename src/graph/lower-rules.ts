@@ -80,6 +80,8 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
  * Weight gradient of a stride-1 conv as matrix products over shifted views of the padded input (measured
  * here at 1.5-3x the batch-swapped Conv): one MatMul per kernel tap when the image is large, one im2col
  * MatMul when it is small. dW[o, c, i, j] = sum over n, p of dy[n, o, p] * xpad[n, c, p shifted by (i, j)].
+ * The input is moved to [C, N, H, W] first, so each view is a [C, N*P] matrix and the sum over the batch
+ * happens inside one GEMM (inner size N*P) rather than as N small GEMMs and a ReduceSum over their outputs.
  */
 function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">, x: string, dy: string): string {
   const g = node.attrs;
@@ -87,31 +89,28 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   const [ho, wo] = [node.inputs[1].shape[2] as number, node.inputs[1].shape[3] as number];
   const [kh, kw] = g.kernel;
   const taps = kh * kw;
-  const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [x, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]])]) : x;
-  const dyT = ctx.op("Transpose", [ctx.op("Reshape", [dy, ctx.constI64([0, o, ho * wo])])], { perm: ctxInts([0, 2, 1]) }); // [N, P, O]
+  const xc = ctx.op("Transpose", [x], { perm: ctxInts([1, 0, 2, 3]) }); // [C, N, H, W]
+  const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [xc, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]])]) : xc;
+  const dyT = ctx.op("Reshape", [ctx.op("Transpose", [dy], { perm: ctxInts([0, 2, 3, 1]) }), ctx.constI64([-1, o])]); // [N*P, O]
   const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
   // The tap whose window is the unpadded input itself (the centre of a "same" conv) needs no copy.
   const tap = (i: number, j: number, shape: number[]) => {
     const whole = i === g.pad[0] && j === g.pad[1] && ho === h && wo === w;
-    const view = whole ? x : ctx.op("Slice", [xp, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]);
+    const view = whole ? xc : ctx.op("Slice", [xp, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]);
     return ctx.op("Reshape", [view, ctx.constI64(shape)]);
   };
-  const sumBatch = (v: string) => ctx.op("ReduceSum", [v, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } });
   if (ho * wo >= 256) {
     const parts: string[] = [];
     for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const r = sumBatch(ctx.op("MatMul", [tap(i, j, [0, c, ho * wo]), dyT])); // [C, O]
-        parts.push(ctx.op("Reshape", [r, ctx.constI64([c, o, 1])]));
-      }
+      for (let j = 0; j < kw; j++) parts.push(ctx.op("Reshape", [ctx.op("MatMul", [tap(i, j, [c, -1]), dyT]), ctx.constI64([c, o, 1])])); // [C, O, 1]
     }
     const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 2 } }); // [C, O, taps]
     return ctx.op("Reshape", [ctx.op("Transpose", [stacked], { perm: ctxInts([1, 0, 2]) }), ctx.constI64([o, c, kh, kw])]);
   }
   const cols: string[] = [];
-  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) cols.push(tap(i, j, [0, c, 1, ho * wo]));
-  const col = ctx.op("Reshape", [taps === 1 ? cols[0] : ctx.op("Concat", cols, { axis: { type: "int", value: 2 } }), ctx.constI64([0, c * taps, ho * wo])]);
-  const r = sumBatch(ctx.op("MatMul", [col, dyT])); // [C * taps, O]
+  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) cols.push(tap(i, j, [c, 1, -1]));
+  const col = ctx.op("Reshape", [taps === 1 ? cols[0] : ctx.op("Concat", cols, { axis: { type: "int", value: 1 } }), ctx.constI64([c * taps, -1])]); // [C * taps, N*P]
+  const r = ctx.op("MatMul", [col, dyT]); // [C * taps, O]
   return ctx.op("Reshape", [ctx.op("Transpose", [r], { perm: ctxInts([1, 0]) }), ctx.constI64([o, c, kh, kw])]);
 }
 
