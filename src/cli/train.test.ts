@@ -169,6 +169,11 @@ test("the default cascade's config is valid: 32 px base, 128 px SR on the scenes
   assert.deepEqual(cfg.stages.map((s) => s.unet.imageSize), [32, 128]);
   assert.equal(cfg.dataset.kind, "scenes");
   assert.equal(cfg.textEncoder.class, "T5TextEncoder");
+  // The shipped cascade fine-tunes both stages from this config's final weights (npm run train:default runs both).
+  const ft = parseTrainConfig(fileURLToPath(new URL("../../examples/default-finetune.json", import.meta.url)));
+  assert.deepEqual(ft.stages.map((s) => s.initFrom), cfg.stages.map((_, i) => join(cfg.output, `stage_${i}`, "final.safetensors")));
+  assert.deepEqual(ft.stages.map((s) => s.unet), cfg.stages.map((s) => s.unet));
+  assert.deepEqual(ft.textEncoder, cfg.textEncoder);
 });
 
 test("the README's example config is valid", async () => {
