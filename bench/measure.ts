@@ -85,11 +85,14 @@ export const contendedLoad = 0.15;
  * Interleaved rounds (torch round, ours round, ...) as the reference README asks: the machine is noisy, so
  * both engines see the same slow and fast spells. Before each round it waits up to `quietWaitS` for other
  * processes to go quiet, and it records their load during each half; a contended round is repeated (up to
- * `rounds` extra rounds in all) until `rounds` rounds ran clean. `ours` must already be warm.
+ * `rounds` extra rounds in all) until `rounds` rounds ran clean. `ours` must already be warm; it also runs
+ * `oursWarmup` untimed calls at the start of each round, as each torch round warms up its fresh process:
+ * while torch runs, the kernel reclaims our idle process's cold pages (seen here: our first training step
+ * after a torch round took 3x the others), which torch's fresh process never pays in its timed calls.
  */
 export async function interleavedRounds(
   rounds: number, iters: number, torch: (() => TorchRun) | null, ours: () => Promise<unknown>, log: (s: string) => void,
-  quietWaitS = 30,
+  oursWarmup = 1, quietWaitS = 30,
 ): Promise<RoundsResult> {
   const res: RoundsResult = { rounds: [], torchRuns: [] };
   const fmtLoad = (l: number) => (Number.isNaN(l) ? "" : `  [others ${l.toFixed(2)} cores${l >= contendedLoad ? ", CONTENDED" : ""}]`);
@@ -105,6 +108,7 @@ export async function interleavedRounds(
       round.torch = run.times_s;
       log(`  round ${r + 1} torch: ${run.times_s.map((v) => v.toFixed(3)).join(" ")} s${fmtLoad(round.torchLoad)}`);
     }
+    for (let w = 0; w < oursWarmup; w++) await ours();
     const stop = startLoadMeter();
     round.ours = await timeCalls(ours, iters);
     round.oursLoad = stop();

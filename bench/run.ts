@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     }
     const feeds = { x: data.x, t: data.t, text: data.text };
     if (o.only.has("fwd")) {
-      log(`forward, batch ${o.batch}: ${o.rounds} clean rounds x ${o.fwdIters} iterations (ours warmed up twice, torch once per process; `
+      log(`forward, batch ${o.batch}: ${o.rounds} clean rounds x ${o.fwdIters} iterations (ours warmed up twice, then once per round, torch once per process; `
         + `contended rounds are repeated, ${2 * o.rounds} rounds at most)`);
       await graph.run(feeds);
       await graph.run(feeds);
@@ -153,11 +153,11 @@ async function main(): Promise<void> {
   if (o.only.has("train")) {
     const { step, compileSeconds } = await createTrainStep(model, o.batch);
     log(`training step (MSE, AdamW lr 1e-4 wd 0.01), batch ${o.batch}: compiled in ${compileSeconds.toFixed(2)} s; `
-      + `${o.rounds} clean rounds x ${o.trainIters} iterations (ours warmed up twice, torch twice per process)`);
+      + `${o.rounds} clean rounds x ${o.trainIters} iterations (ours warmed up twice, then twice per round, torch twice per process)`);
     results.push({ name: "train.compileSeconds", unit: "s", value: compileSeconds });
     const losses = [(await step.step(data)).loss, (await step.step(data)).loss];
     const r = await interleavedRounds(o.rounds, o.trainIters,
-      torchWhy ? null : () => torchRound(o.preset, "train", o.batch, o.trainIters), async () => losses.push((await step.step(data)).loss), log);
+      torchWhy ? null : () => torchRound(o.preset, "train", o.batch, o.trainIters), async () => losses.push((await step.step(data)).loss), log, 2);
     log(`  our loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)} over ${losses.length} steps`);
     torchRuns.train = r.torchRuns;
     const c = cleanRounds(r, log);
