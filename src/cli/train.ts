@@ -167,12 +167,17 @@ export async function loadInitWeights(unet: UNet, from: string, field: string): 
   if (!existsSync(file)) {
     throw new ValueError(`${field}: ${file} does not exist; give a .safetensors file or a model folder's stage folder (with model.safetensors), or remove the key to train from scratch`);
   }
-  const tensors = (await loadSafetensors(file)).tensors;
+  const weights = await float32StateDict(file);
   try {
-    unet.loadStateDict(new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }])));
+    unet.loadStateDict(weights);
   } catch (e) {
     throw new ValueError(`${field}: ${file} does not fit the stage's U-Net config (${(e as Error).message}); start from weights trained with the same "unet" settings`);
   }
+}
+
+/** A safetensors file's tensors as a state dict of fp32 arrays (any float dtype on disk). */
+async function float32StateDict(file: string): Promise<Map<string, { shape: readonly number[]; data: Float32Array }>> {
+  return new Map([...(await loadSafetensors(file)).tensors].map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }]));
 }
 
 /** Writes <output>/model when every stage has final weights; returns its path, or null while some are missing. */
@@ -182,7 +187,7 @@ async function assembleModel(cfg: TrainConfig): Promise<string | null> {
     const file = join(cfg.output, `stage_${i}`, "final.safetensors");
     if (!existsSync(file)) return null;
     const unet = new UNet(await stageUNetConfig(cfg, i), new ZeroRng());
-    unet.loadStateDict(new Map([...(await loadSafetensors(file)).tensors].map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }])));
+    unet.loadStateDict(await float32StateDict(file));
     stages.push({ unet, parameterization: st.parameterization, schedule: st.schedule });
   }
   const modelDir = join(cfg.output, "model");
