@@ -8,13 +8,13 @@ import { imageToPng } from "../data/png.js";
 import { Cascade } from "../pipeline/cascade.js";
 import { loadCascade } from "../pipeline/model-folder.js";
 import { judge, type AttributeResult } from "../eval/oracle.js";
-import { evalPrompts } from "../eval/prompts.js";
+import { evalPrompts, promptSets, type PromptSet } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultAugLevel, defaultModelDir } from "./default-model.js";
 
-export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string }
+export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string }
 export interface EvalReport {
-  model: string; samples: number; seed: number; guidance: number; augLevel: number; prompts: number; stage: number; size: number;
+  model: string; samples: number; seed: number; guidance: number; augLevel: number; promptSet: PromptSet; prompts: number; stage: number; size: number;
   /** Share of attributes judged right, per category (background checks reported on their own). */
   categories: Record<string, { correct: number; total: number; accuracy: number }>;
   items: { prompt: string; sample: number; results: AttributeResult[] }[];
@@ -36,7 +36,9 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const steps = f.steps === undefined ? undefined : positiveInt("steps", f.steps, 1000);
   const augLevel = Number(f.augLevel ?? defaultAugLevel);
   if (!(augLevel >= 0 && augLevel <= 1) || f.augLevel?.trim() === "") throw new ValueError(`--aug-level: expected a number from 0 to 1, got "${f.augLevel}"`);
-  let prompts = evalPrompts();
+  const promptSet = (f.prompts ?? "heldout") as PromptSet;
+  if (!promptSets.includes(promptSet)) throw new ValueError(`--prompts: expected one of ${promptSets.join(", ")}, got "${f.prompts}"`);
+  let prompts = evalPrompts(promptSet);
   if (f.limit !== undefined) prompts = prompts.slice(0, positiveInt("limit", f.limit, prompts.length));
   const loaded = await loadCascade(model);
   const stage = f.stage === undefined ? loaded.stages.length - 1 : f.stage.trim() === "" ? NaN : Number(f.stage);
@@ -45,7 +47,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   }
   const cascade = new Cascade(loaded.encoder, loaded.stages);
   const progress = progressReporter(f.json === true);
-  const report: EvalReport = { model, samples, seed, guidance, augLevel, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
+  const report: EvalReport = { model, samples, seed, guidance, augLevel, promptSet, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
   if (f.out) await mkdir(f.out, { recursive: true });
   try {
     for (const [k, p] of prompts.entries()) {
@@ -74,7 +76,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
 
 export function formatReport(r: EvalReport): string {
   const rows = Object.entries(r.categories).map(([c, v]) => `${c.padEnd(12)} ${(100 * v.accuracy).toFixed(1).padStart(5)}%  (${v.correct}/${v.total})`);
-  return [`oracle-scored alignment of stage ${r.stage} (${r.size} px): ${r.prompts} prompts x ${r.samples} samples, guidance ${r.guidance}, aug level ${r.augLevel}, seed ${r.seed}`, ...rows].join("\n");
+  return [`oracle-scored alignment of stage ${r.stage} (${r.size} px): ${r.prompts} ${r.promptSet === "seen" ? "seen-in-training" : "held-out"} prompts x ${r.samples} samples, guidance ${r.guidance}, aug level ${r.augLevel}, seed ${r.seed}`, ...rows].join("\n");
 }
 
 export function registerEval(program: Command): void {
@@ -87,6 +89,7 @@ export function registerEval(program: Command): void {
     .option("--guidance <w>", "classifier-free guidance weight", "4")
     .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages (as imagen generate)", String(defaultAugLevel))
+    .option("--prompts <set>", `prompt set: heldout (new colour/shape pairs and sign words; the scored one) or seen (pairs and words training shows)`, "heldout")
     .option("--limit <n>", "only the first n prompts")
     .option("--stage <n>", "score this stage's output (0: the base) instead of the final image; the oracle is less reliable below 128 px")
     .option("--out <dir>", "also write every image here")

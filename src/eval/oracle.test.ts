@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomScene, renderScene, type Relation, type Scene } from "../data/scenes.js";
+import { heldOutPairs, heldOutWords, randomScene, renderScene, signWords, type Relation, type Scene } from "../data/scenes.js";
 import { judge, readSign } from "./oracle.js";
 import { evalPrompts } from "./prompts.js";
 
@@ -56,4 +56,28 @@ test("eval prompts: fixed, unique, and covering the four scored categories", () 
   const cats = new Set(ps.map((p) => p.scene.claim.category));
   for (const c of ["colors", "counting", "positional", "text"]) assert.ok(cats.has(c as never), c);
   assert.deepEqual(evalPrompts(), ps);
+});
+
+test("eval prompts: the seen set asks the same templates of pairs and words training shows", () => {
+  const [held, seen] = [evalPrompts("heldout"), evalPrompts("seen")];
+  assert.deepEqual(evalPrompts(), held);
+  assert.equal(seen.length, held.length);
+  assert.deepEqual(seen.map((p) => p.scene.claim.category), held.map((p) => p.scene.claim.category));
+  assert.equal(new Set(seen.map((p) => p.prompt)).size, seen.length);
+  const things = (c: Scene["claim"]) => (c.category === "positional" ? [c.a, c.b] : "thing" in c ? [c.thing] : []);
+  let shapes = 0;
+  for (const p of seen) {
+    for (const t of things(p.scene.claim)) {
+      if (t.kind !== "shape") continue;
+      shapes++;
+      assert.notEqual(heldOutPairs[t.color], t.shape, `${p.prompt}: ${t.color} ${t.shape} is held out`);
+    }
+    if (p.scene.claim.category === "text") {
+      assert.ok(signWords.includes(p.scene.claim.word) && !heldOutWords.includes(p.scene.claim.word), p.prompt);
+    }
+  }
+  assert.ok(shapes >= 48, `${shapes} shape things`);
+  // The held-out set is what it says.
+  for (const p of held) for (const t of things(p.scene.claim)) if (t.kind === "shape") assert.equal(heldOutPairs[t.color], t.shape, p.prompt);
+  assert.throws(() => evalPrompts("train" as never), /prompt set: expected one of heldout, seen, got "train"/);
 });

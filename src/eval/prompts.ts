@@ -1,15 +1,28 @@
-// The fixed evaluation prompt set of the shipped cascade: DrawBench-style categories over new combinations
-// of known words. Every colour/shape pair here is one of `heldOutPairs` and every sign word one of
-// `heldOutWords`, so no prompt's combination was seen in training (the words themselves were).
-import { heldOutPairs, heldOutWords, type Claim, type Relation, type Scene, type ShapeName, type Thing } from "../data/scenes.js";
+// The fixed evaluation prompt sets of the shipped cascade: DrawBench-style categories. The "heldout" set
+// (the scored one) uses new combinations of known words: every colour/shape pair is one of `heldOutPairs`
+// and every sign word one of `heldOutWords`, so no prompt's combination was seen in training (the words
+// themselves were). The "seen" set asks the same templates of pairs and words that training scenes show,
+// to tell how well the model draws what it was taught apart from how well it generalises.
+import { ValueError } from "../util/errors.js";
+import { heldOutPairs, heldOutWords, shapeNames, signWords, type Claim, type Relation, type Scene, type ShapeName, type Thing } from "../data/scenes.js";
 
 export interface EvalPrompt { prompt: string; scene: Pick<Scene, "claim" | "background">; checkBackground: boolean }
+export type PromptSet = "heldout" | "seen";
+export const promptSets: readonly PromptSet[] = ["heldout", "seen"];
+
+/** Colour/shape pairs training shows: each held-out colour with the next shape after its held-out one. */
+const seenPairs = Object.fromEntries(
+  Object.entries(heldOutPairs).map(([color, shape]) => [color, shapeNames[(shapeNames.indexOf(shape) + 1) % shapeNames.length]]),
+) as Record<string, ShapeName>;
+/** Three-letter training sign words, as many as there are held-out words. */
+const seenWords = signWords.filter((w) => w.length === 3).slice(0, heldOutWords.length);
 
 const numberWords = ["one", "two", "three", "four"];
 const plural = (s: ShapeName) => `${s}s`;
 
-export function evalPrompts(): EvalPrompt[] {
-  const pairs: Thing[] = Object.entries(heldOutPairs).map(([color, shape]) => ({ kind: "shape", shape, color }));
+export function evalPrompts(set: PromptSet = "heldout"): EvalPrompt[] {
+  if (!promptSets.includes(set)) throw new ValueError(`prompt set: expected one of ${promptSets.join(", ")}, got "${String(set)}"`);
+  const pairs: Thing[] = Object.entries(set === "heldout" ? heldOutPairs : seenPairs).map(([color, shape]) => ({ kind: "shape", shape, color }));
   const name = (t: Thing) => (t.kind === "shape" ? `${t.color} ${t.shape}` : t.object);
   const out: EvalPrompt[] = [];
   const add = (prompt: string, claim: Claim, background = "white", checkBackground = false) => out.push({ prompt, scene: { claim, background }, checkBackground });
@@ -31,6 +44,6 @@ export function evalPrompts(): EvalPrompt[] {
       add(`a ${name(a)} ${phrase(r)} a ${name(b)}`, { category: "positional", a, b, relation: r });
     }
   });
-  heldOutWords.forEach((w) => add(`a sign that says ${w}`, { category: "text", word: w }));
+  (set === "heldout" ? heldOutWords : seenWords).forEach((w) => add(`a sign that says ${w}`, { category: "text", word: w }));
   return out;
 }
