@@ -1,6 +1,6 @@
 // ORT profile of the reference U-Net's forward or training-step graph: time per ONNX op type and the
 // slowest nodes, to see which of our lowerings cost the most.
-// Usage: node --import tsx bench/profile.ts [--preset b64] [--batch 8] [--graph fwd|train] [--runs 2]
+// Usage: node --import tsx bench/profile.ts [--preset b64] [--batch 8] [--graph fwd|train] [--runs 2] [--warmup 1]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,8 +13,9 @@ import { createTrainStep, defaultOrtOptions, randomBatch } from "./measure.js";
 interface ProfileEvent {
   cat: string;
   name: string;
+  ts: number; // microseconds since the session started
   dur: number; // microseconds
-  args?: { op_name?: string };
+  args?: { op_name?: string; output_size?: string };
 }
 
 /** The ONNX bytes and feeds of the graph to profile. */
@@ -33,8 +34,8 @@ async function graphToProfile(model: RefUNet, batch: number, which: string): Pro
   const feeds: Record<string, HostTensor> = { ...data, lr: { data: new Float32Array([1e-4]), shape: [] }, step: { data: new Float32Array([1]), shape: [] } };
   for (const [name, p] of model.namedParameters()) {
     feeds[`param.${name}`] = { data: p.data, shape: p.shape };
-    feeds[`adam_m.${name}`] = { data: new Float32Array(p.size), shape: p.shape };
-    feeds[`adam_v.${name}`] = { data: new Float32Array(p.size), shape: p.shape };
+    feeds[`adam_m.${name}`] = { data: new Float32Array(p.size), shape: [p.size] };
+    feeds[`adam_v.${name}`] = { data: new Float32Array(p.size), shape: [p.size] };
   }
   return { bytes: graph.model.bytes, feeds };
 }
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       preset: { type: "string", default: "b64" }, batch: { type: "string", default: "8" },
-      graph: { type: "string", default: "fwd" }, runs: { type: "string", default: "2" },
+      graph: { type: "string", default: "fwd" }, runs: { type: "string", default: "2" }, warmup: { type: "string", default: "1" },
     },
   });
   if (!isPreset(values.preset)) throw new Error(`--preset: expected one of ${Object.keys(presets).join(", ")}`);
@@ -56,19 +57,24 @@ async function main(): Promise<void> {
     const ortFeeds = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor("float32", t.data as Float32Array, [...t.shape])]));
     const prof = await ort.InferenceSession.create(bytes, { ...defaultOrtOptions(), enableProfiling: true, profileFilePrefix: join(dir, "ort") });
     const runs = Number(values.runs);
-    for (let i = 0; i < runs + 1; i++) await prof.run(ortFeeds);
+    const warmup = Number(values.warmup);
+    for (let i = 0; i < runs + warmup; i++) await prof.run(ortFeeds);
     prof.endProfiling();
     await prof.release();
     const file = readdirSync(dir).find((f) => f.endsWith(".json"));
     if (!file) throw new Error("profile: ORT wrote no profile file");
-    report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], runs + 1, batch);
+    report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], warmup, runs, batch);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function report(events: ProfileEvent[], runs: number, batch: number): void {
-  const kernels = events.filter((e) => e.cat === "Node" && e.name.endsWith("_kernel_time"));
+/** Kernel times per op type and node over the runs after `warmup` untimed ones (the first runs grow ORT's arena). */
+function report(events: ProfileEvent[], warmup: number, runs: number, batch: number): void {
+  const starts = events.filter((e) => e.cat === "Session" && e.name === "model_run").map((e) => e.ts).sort((a, b) => a - b);
+  const from = starts[warmup] ?? 0;
+  const wall = events.filter((e) => e.cat === "Session" && e.name === "model_run" && e.ts >= from).map((e) => e.dur / 1000);
+  const kernels = events.filter((e) => e.cat === "Node" && e.name.endsWith("_kernel_time") && e.ts >= from);
   const byType = new Map<string, { us: number; count: number }>();
   const byNode = new Map<string, { us: number; op: string }>();
   for (const e of kernels) {
@@ -84,11 +90,18 @@ function report(events: ProfileEvent[], runs: number, batch: number): void {
   }
   const total = [...byType.values()].reduce((s, t) => s + t.us, 0);
   const ms = (us: number) => (us / runs / 1000).toFixed(1).padStart(9);
-  console.log(`batch ${batch}: ${(total / runs / 1000).toFixed(1)} ms of kernel time per run (${runs} profiled runs, first includes any lazy init)`);
+  console.log(`batch ${batch}: ${(total / runs / 1000).toFixed(1)} ms of kernel time per run, ${wall.map((w) => w.toFixed(0)).join(", ")} ms wall (${runs} runs after ${warmup} warm-up)`);
   console.log(`${"op type".padEnd(22)}${"ms/run".padStart(9)}  share  nodes`);
-  for (const [op, t] of [...byType].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) {
+  for (const [op, t] of [...byType].sort((a, b) => b[1].us - a[1].us).slice(0, 26)) {
     console.log(`${op.padEnd(22)}${ms(t.us)}  ${((100 * t.us) / total).toFixed(1).padStart(4)}%  ${t.count / runs}`);
   }
+  // Elementwise nodes far slower per element than a memory-bound pass (~0.3 ns here) point at a bad layout.
+  const elementwise = new Set(["Mul", "Add", "Sub", "Div", "Sqrt", "Sigmoid", "Neg", "Where", "Max", "Min"]);
+  const perElem = kernels.filter((e) => elementwise.has(e.args?.op_name ?? "") && Number(e.args?.output_size) >= 16384)
+    .map((e) => ({ name: e.name.replace(/_kernel_time$/, ""), op: e.args?.op_name ?? "?", ns: (1000 * e.dur) / (Number(e.args?.output_size) / 4), us: e.dur }));
+  const slowElem = perElem.filter((e) => e.ns > 2);
+  console.log(`elementwise nodes over 2 ns/element: ${(slowElem.reduce((a, e) => a + e.us, 0) / runs / 1000).toFixed(1)} ms/run`);
+  for (const e of slowElem.sort((a, b) => b.us - a.us).slice(0, 8)) console.log(`  ${e.name.padEnd(40)} ${e.op.padEnd(16)}${e.ns.toFixed(1)} ns/element`);
   console.log("slowest nodes:");
   for (const [name, n] of [...byNode].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) {
     console.log(`  ${name.padEnd(40)} ${n.op.padEnd(16)}${ms(n.us)} ms/run`);

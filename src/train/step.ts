@@ -5,7 +5,7 @@ import { ValueError } from "../util/errors.js";
 import { Rng, type RngState } from "../util/rng.js";
 import { input } from "../graph/build.js";
 import { grad } from "../graph/autodiff.js";
-import { square } from "../graph/ops-basic.js";
+import { reshape, square } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
 import { bindParameters, type Module, type Parameter } from "../nn/module.js";
 import { collectRandomInputs, fillRandomInputs } from "../nn/random.js";
@@ -64,7 +64,11 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       const batch = Object.fromEntries(batchInputs.map((t) => [t.attrs.name, t])) as { [K in keyof S]: Tensor };
       const { result: loss, randomInputs } = collectRandomInputs(() => o.loss(batch));
       const params = trainable.map(([, p]) => p.t);
-      let grads = grad(loss, params);
+      // The optimizer works on flat views: ORT's elementwise kernels run ~30x slower per element on shapes
+      // ending in size-1 dims (a 1x1 conv's [O, C, 1, 1] weight), and the update needs no shape.
+      const flat = (t: Tensor, size: number) => (t.rank === 1 ? t : reshape(t, [size]));
+      const flatParams = params.map((t, i) => flat(t, trainable[i][1].size));
+      let grads = grad(loss, params).map((g, i) => flat(g, trainable[i][1].size));
       const squares = grads.map(square);
       const norm = globalNorm(grads, squares);
       if (cfg.clipNorm !== undefined) grads = clipByGlobalNorm(grads, norm, cfg.clipNorm);
@@ -72,15 +76,15 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       const stateInputs: Tensor<"input">[] = [];
       const shared = adamwShared({ lr, step }, cfg);
       trainable.forEach(([name, p], i) => {
-        const m = input(`adam_m.${name}`, p.shape);
-        const v = input(`adam_v.${name}`, p.shape);
+        const m = input(`adam_m.${name}`, [p.size]);
+        const v = input(`adam_v.${name}`, [p.size]);
         stateInputs.push(m, v);
-        const upd = adamwUpdate(params[i], grads[i], m, v, shared, cfg, p.decay, cfg.clipNorm === undefined ? squares[i] : undefined);
+        const upd = adamwUpdate(flatParams[i], grads[i], m, v, shared, cfg, p.decay, cfg.clipNorm === undefined ? squares[i] : undefined);
         outputs[`new.param.${name}`] = upd.p;
         outputs[`new.adam_m.${name}`] = upd.m;
         outputs[`new.adam_v.${name}`] = upd.v;
         if (cfg.emaDecay !== undefined) {
-          const e = input(`ema.${name}`, p.shape);
+          const e = input(`ema.${name}`, [p.size]);
           stateInputs.push(e);
           outputs[`new.ema.${name}`] = emaUpdate(e, upd.p, emaDecay);
         }
@@ -108,9 +112,9 @@ export class TrainStep<S extends Record<string, InputSpec>> {
     if (this.config.emaDecay !== undefined) feeds.ema_decay = { data: new Float32Array([emaDecayAt(this.config.emaDecay, t)]), shape: [] };
     for (const s of this.slots) {
       feeds[`param.${s.name}`] = { data: s.param.data, shape: s.param.shape };
-      feeds[`adam_m.${s.name}`] = { data: s.m, shape: s.param.shape };
-      feeds[`adam_v.${s.name}`] = { data: s.v, shape: s.param.shape };
-      if (s.ema) feeds[`ema.${s.name}`] = { data: s.ema, shape: s.param.shape };
+      feeds[`adam_m.${s.name}`] = { data: s.m, shape: [s.param.size] };
+      feeds[`adam_v.${s.name}`] = { data: s.v, shape: [s.param.size] };
+      if (s.ema) feeds[`ema.${s.name}`] = { data: s.ema, shape: [s.param.size] };
     }
     for (const [name, p] of this.frozen) feeds[`param.${name}`] = { data: p.data, shape: p.shape };
     Object.assign(feeds, fillRandomInputs(this.randomInputs, this.rng, this.symbolDims(feeds)));
