@@ -1,6 +1,7 @@
 // ORT profile of the reference U-Net's forward or training-step graph: time per ONNX op type and the
 // slowest nodes, to see which of our lowerings cost the most.
-// Usage: node --import tsx bench/profile.ts [--preset b64] [--batch 8] [--graph fwd|train] [--runs 2] [--warmup 1]
+// Usage: node --import tsx bench/profile.ts [--preset b64] [--batch 8] [--graph fwd|train] [--runs 2] [--warmup 1] [--op Conv]
+// (--op: that op type's time by output size, e.g. to find which layers' convs or weight-gradient products are slow)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       preset: { type: "string", default: "b64" }, batch: { type: "string", default: "8" },
-      graph: { type: "string", default: "fwd" }, runs: { type: "string", default: "2" }, warmup: { type: "string", default: "1" },
+      graph: { type: "string", default: "fwd" }, runs: { type: "string", default: "2" }, warmup: { type: "string", default: "1" }, op: { type: "string" },
     },
   });
   if (!isPreset(values.preset)) throw new Error(`--preset: expected one of ${Object.keys(presets).join(", ")}`);
@@ -63,14 +64,14 @@ async function main(): Promise<void> {
     await prof.release();
     const file = readdirSync(dir).find((f) => f.endsWith(".json"));
     if (!file) throw new Error("profile: ORT wrote no profile file");
-    report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], warmup, runs, batch);
+    report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], warmup, runs, batch, values.op);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** Kernel times per op type and node over the runs after `warmup` untimed ones (the first runs grow ORT's arena). */
-function report(events: ProfileEvent[], warmup: number, runs: number, batch: number): void {
+function report(events: ProfileEvent[], warmup: number, runs: number, batch: number, opType?: string): void {
   const starts = events.filter((e) => e.cat === "Session" && e.name === "model_run").map((e) => e.ts).sort((a, b) => a - b);
   const from = starts[warmup] ?? 0;
   const wall = events.filter((e) => e.cat === "Session" && e.name === "model_run" && e.ts >= from).map((e) => e.dur / 1000);
@@ -102,6 +103,14 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
   const slowElem = perElem.filter((e) => e.ns > 2);
   console.log(`elementwise nodes over 2 ns/element: ${(slowElem.reduce((a, e) => a + e.us, 0) / runs / 1000).toFixed(1)} ms/run`);
   for (const e of slowElem.sort((a, b) => b.us - a.us).slice(0, 8)) console.log(`  ${e.name.padEnd(40)} ${e.op.padEnd(16)}${e.ns.toFixed(1)} ns/element`);
+  const only = opType;
+  if (only) {
+    const nodes = kernels.filter((e) => e.args?.op_name === only);
+    const bySize = new Map<string, { us: number; count: number }>();
+    for (const e of nodes) { const k = e.args?.output_size ?? "?"; const t = bySize.get(k) ?? { us: 0, count: 0 }; t.us += e.dur; t.count++; bySize.set(k, t); }
+    console.log(`${only} by output bytes (ms/run, nodes/run):`);
+    for (const [k, t] of [...bySize].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) console.log(`  ${k.padStart(10)} ${ms(t.us)} ${t.count / runs}`);
+  }
   console.log("slowest nodes:");
   for (const [name, n] of [...byNode].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) {
     console.log(`  ${name.padEnd(40)} ${n.op.padEnd(16)}${ms(n.us)} ms/run`);
