@@ -169,11 +169,21 @@ test("the default cascade's config is valid: 32 px base, 128 px SR on the scenes
   assert.deepEqual(cfg.stages.map((s) => s.unet.imageSize), [32, 128]);
   assert.equal(cfg.dataset.kind, "scenes");
   assert.equal(cfg.textEncoder.class, "T5TextEncoder");
-  // The shipped cascade fine-tunes both stages from this config's final weights (npm run train:default runs both).
-  const ft = parseTrainConfig(fileURLToPath(new URL("../../examples/default-finetune.json", import.meta.url)));
-  assert.deepEqual(ft.stages.map((s) => s.initFrom), cfg.stages.map((_, i) => join(cfg.output, `stage_${i}`, "final.safetensors")));
-  assert.deepEqual(ft.stages.map((s) => s.unet), cfg.stages.map((s) => s.unet));
-  assert.deepEqual(ft.textEncoder, cfg.textEncoder);
+  // The shipped cascade is a chain of fine-tunes, each starting both stages from the previous config's final
+  // weights; npm run train:default runs every link in order and ships the last one.
+  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3"];
+  let prev = cfg;
+  for (const name of chain.slice(1)) {
+    const ft = parseTrainConfig(fileURLToPath(new URL(`../../examples/${name}.json`, import.meta.url)));
+    assert.deepEqual(ft.stages.map((s) => s.initFrom), prev.stages.map((_, i) => join(prev.output, `stage_${i}`, "final.safetensors")), name);
+    assert.deepEqual(ft.stages.map((s) => s.unet), cfg.stages.map((s) => s.unet), name);
+    assert.deepEqual(ft.textEncoder, cfg.textEncoder, name);
+    prev = ft;
+  }
+  const pkg = JSON.parse(await readFile(fileURLToPath(new URL("../../package.json", import.meta.url)), "utf8")) as { scripts: Record<string, string> };
+  const runs = [...pkg.scripts["train:default"].matchAll(/--config examples\/([\w-]+)\.json --stage (\d)/g)].map((m) => `${m[1]}:${m[2]}`);
+  assert.deepEqual(runs, chain.flatMap((c) => [`${c}:0`, `${c}:1`]));
+  assert.match(pkg.scripts["train:default"], new RegExp(`ship-default\\.ts --config examples/${chain[chain.length - 1]}\\.json$`));
 });
 
 test("the README's example config is valid", async () => {
