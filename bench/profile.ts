@@ -103,12 +103,11 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
   const slowElem = perElem.filter((e) => e.ns > 2);
   console.log(`elementwise nodes over 2 ns/element: ${(slowElem.reduce((a, e) => a + e.us, 0) / runs / 1000).toFixed(1)} ms/run`);
   for (const e of slowElem.sort((a, b) => b.us - a.us).slice(0, 8)) console.log(`  ${e.name.padEnd(40)} ${e.op.padEnd(16)}${e.ns.toFixed(1)} ns/element`);
-  const only = opType;
-  if (only) {
-    const nodes = kernels.filter((e) => e.args?.op_name === only);
+  if (opType) {
+    const nodes = kernels.filter((e) => e.args?.op_name === opType);
     const bySize = new Map<string, { us: number; count: number }>();
     for (const e of nodes) { const k = e.args?.output_size ?? "?"; const t = bySize.get(k) ?? { us: 0, count: 0 }; t.us += e.dur; t.count++; bySize.set(k, t); }
-    console.log(`${only} by output bytes (ms/run, nodes/run):`);
+    console.log(`${opType} by output bytes (ms/run, nodes/run):`);
     for (const [k, t] of [...bySize].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) console.log(`  ${k.padStart(10)} ${ms(t.us)} ${t.count / runs}`);
   }
   console.log("slowest nodes:");

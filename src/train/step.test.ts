@@ -50,6 +50,12 @@ test("a small conv net trained through the compiled training-step graph cuts its
     loss: ({ x, y }) => neg(mean(sum(mul(logSoftmax(model.call(x), -1), y), -1))),
     optimizer: { lr: 3e-3, weightDecay: 0, clipNorm: 5, emaDecay: 0.99 },
   });
+  // The optimizer state is fed flat (ORT's elementwise kernels crawl on shapes ending in size-1 dims);
+  // the parameters keep their shapes for the forward pass.
+  const state = trainer.graph.model.inputs.filter((i) => /^(adam_m|adam_v|ema)\./.test(i.name));
+  assert.equal(state.length, 3 * [...model.namedParameters()].length);
+  assert.ok(state.every((i) => i.shape.length === 1), "optimizer state inputs are 1-D");
+  assert.ok(trainer.graph.model.inputs.some((i) => i.name.startsWith("param.") && i.shape.length === 4), "conv weights keep their 4-D shape");
   const data = rng.split("data");
   const losses: number[] = [];
   for (let i = 0; i < 300; i++) {
