@@ -1,5 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { evalPrompts } from "../eval/prompts.js";
 import { formatReport, runEval } from "./eval.js";
 
@@ -12,4 +15,22 @@ test("imagen eval --prompts seen scores the seen-in-training set; a bad set is r
   assert.ok(r.items.every((i) => i.results.length > 0));
   assert.match(formatReport(r), /2 seen-in-training prompts x 1 samples/);
   await assert.rejects(runEval({ ...flags, prompts: "train", model: "/nonexistent" }), /--prompts: expected one of heldout, seen, got "train"/);
+});
+
+test("imagen eval --sampler/--thresholding: the report names them and the images follow them; bad values are refused before loading", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "imagen-eval-"));
+  const base = { ...flags, limit: "1", stage: "0", steps: "3" };
+  const a = await runEval({ ...base, out: join(dir, "a") });
+  const b = await runEval({ ...base, sampler: "ancestral", thresholding: "none", out: join(dir, "b") });
+  const c = await runEval({ ...base, sampler: "ancestral", thresholding: "none", out: join(dir, "c") });
+  assert.equal(a.sampler, "dpmpp2m");
+  assert.equal(a.thresholding, "dynamic");
+  assert.equal(b.sampler, "ancestral");
+  assert.match(formatReport(b), /ancestral sampler, none thresholding/);
+  const png = (d: string) => readFile(join(dir, d, "000-0.png"));
+  assert.notDeepEqual(await png("a"), await png("b"));
+  assert.deepEqual(await png("b"), await png("c"));
+  await assert.rejects(runEval({ ...flags, sampler: "euler", model: "/nonexistent" }), /--sampler: expected one of ancestral, ddim, dpmpp2m, got "euler"/);
+  await assert.rejects(runEval({ ...flags, thresholding: "dynamic:x", model: "/nonexistent" }), /--thresholding: expected none, static, dynamic or dynamic:P/);
+  await rm(dir, { recursive: true, force: true });
 });

@@ -11,10 +11,12 @@ import { judge, type AttributeResult } from "../eval/oracle.js";
 import { evalPrompts, promptSets, type PromptSet } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultAugLevel, defaultModelDir } from "./default-model.js";
+import { parseThresholding } from "./generate.js";
+import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
-export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string }
+export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }
 export interface EvalReport {
-  model: string; samples: number; seed: number; guidance: number; augLevel: number; promptSet: PromptSet; prompts: number; stage: number; size: number;
+  model: string; samples: number; seed: number; guidance: number; augLevel: number; sampler: SamplerName; thresholding: string; promptSet: PromptSet; prompts: number; stage: number; size: number;
   /** Share of attributes judged right, per category (background checks reported on their own). */
   categories: Record<string, { correct: number; total: number; accuracy: number }>;
   items: { prompt: string; sample: number; results: AttributeResult[] }[];
@@ -36,6 +38,10 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const steps = f.steps === undefined ? undefined : positiveInt("steps", f.steps, 1000);
   const augLevel = Number(f.augLevel ?? defaultAugLevel);
   if (!(augLevel >= 0 && augLevel <= 1) || f.augLevel?.trim() === "") throw new ValueError(`--aug-level: expected a number from 0 to 1, got "${f.augLevel}"`);
+  const sampler = (f.sampler ?? "dpmpp2m") as SamplerName;
+  if (!samplerNames.includes(sampler)) throw new ValueError(`--sampler: expected one of ${samplerNames.join(", ")}, got "${f.sampler}"`);
+  const thresholdingText = f.thresholding ?? "dynamic";
+  const thresholding = parseThresholding(thresholdingText);
   const promptSet = (f.prompts ?? "heldout") as PromptSet;
   if (!promptSets.includes(promptSet)) throw new ValueError(`--prompts: expected one of ${promptSets.join(", ")}, got "${f.prompts}"`);
   let prompts = evalPrompts(promptSet);
@@ -47,11 +53,11 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   }
   const cascade = new Cascade(loaded.encoder, loaded.stages);
   const progress = progressReporter(f.json === true);
-  const report: EvalReport = { model, samples, seed, guidance, augLevel, promptSet, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
+  const report: EvalReport = { model, samples, seed, guidance, augLevel, sampler, thresholding: thresholdingText, promptSet, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
   if (f.out) await mkdir(f.out, { recursive: true });
   try {
     for (const [k, p] of prompts.entries()) {
-      const out = await cascade.sample({ prompts: Array(samples).fill(p.prompt), seed: seed + k, guidance, augLevel, steps, stopAtStage: stage });
+      const out = await cascade.sample({ prompts: Array(samples).fill(p.prompt), seed: seed + k, guidance, augLevel, steps, sampler, thresholding, stopAtStage: stage });
       const last = out[out.length - 1], S = last.size, per = 3 * S * S;
       for (let s = 0; s < samples; s++) {
         const img = last.images.subarray(s * per, (s + 1) * per);
@@ -76,7 +82,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
 
 export function formatReport(r: EvalReport): string {
   const rows = Object.entries(r.categories).map(([c, v]) => `${c.padEnd(12)} ${(100 * v.accuracy).toFixed(1).padStart(5)}%  (${v.correct}/${v.total})`);
-  return [`oracle-scored alignment of stage ${r.stage} (${r.size} px): ${r.prompts} ${r.promptSet === "seen" ? "seen-in-training" : "held-out"} prompts x ${r.samples} samples, guidance ${r.guidance}, aug level ${r.augLevel}, seed ${r.seed}`, ...rows].join("\n");
+  return [`oracle-scored alignment of stage ${r.stage} (${r.size} px): ${r.prompts} ${r.promptSet === "seen" ? "seen-in-training" : "held-out"} prompts x ${r.samples} samples, guidance ${r.guidance}, ${r.sampler} sampler, ${r.thresholding} thresholding, aug level ${r.augLevel}, seed ${r.seed}`, ...rows].join("\n");
 }
 
 export function registerEval(program: Command): void {
@@ -88,6 +94,8 @@ export function registerEval(program: Command): void {
     .option("--seed <n>", "first seed (prompt k uses seed + k)", "0")
     .option("--guidance <w>", "classifier-free guidance weight", "4")
     .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
+    .option("--sampler <name>", `one of ${samplerNames.join(", ")} (as imagen generate)`, "dpmpp2m")
+    .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (as imagen generate)", "dynamic")
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages (as imagen generate)", String(defaultAugLevel))
     .option("--prompts <set>", `prompt set: heldout (new colour/shape pairs and sign words; the scored one) or seen (pairs and words training shows)`, "heldout")
     .option("--limit <n>", "only the first n prompts")

@@ -137,6 +137,8 @@ test("bad training configs and datasets are refused with the field and the fix",
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1 }, { unet, steps: 1 }] }, /"stages\[1\]\.unet" expected a super-resolution U-Net/);
   await expectBad(config("r"), /--stage: expected an integer from 0 to 1, got "5"/, "5");
   await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of scenes, toy, jsonl, folder/);
+  await expectBad({ ...config("r"), dataset: { kind: "scenes", seed: 0, kindWeights: [1, 2] } }, /"dataset\.kindWeights" expected an object of scene kind -> weight/);
+  await expectBad({ ...config("r"), dataset: { kind: "scenes", seed: 0, kindWeights: { position: 1 } } }, /"dataset\.kindWeights": scene kind weights: unknown kind "position"/);
   await assert.rejects(() => runTrain({ config: file, stage: "0", json: true }), TrainConfigError);
   // A user's JSONL dataset: a corrupt image or a bad line names the file, the line and the fix.
   const good = imageToPng(new Float32Array(3 * 4 * 6).fill(0.5), 4, 6);

@@ -70,7 +70,7 @@ function buildDataset(cfg: TrainConfig): CaptionedDataset {
   const d = cfg.dataset;
   if (d.kind === "jsonl") return jsonlDataset(d.path);
   if (d.kind === "folder") return folderDataset(d.path);
-  return d.kind === "toy" ? toyDataset(d.seed) : sceneDataset(d.seed);
+  return d.kind === "toy" ? toyDataset(d.seed) : sceneDataset(d.seed, d.kindWeights);
 }
 
 const fmtTime = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)}h` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${Math.round(s)}s`);

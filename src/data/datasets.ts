@@ -9,7 +9,7 @@ import { downsampleArea, resizeBilinear } from "../diffusion/noise-aug.js";
 import type { CaptionedDataset } from "../train/stage-trainer.js";
 import { pngToImage } from "./png.js";
 import { renderToy, toyScene } from "./toy-shapes.js";
-import { randomScene, renderScene } from "./scenes.js";
+import { kindShares, randomScene, renderScene, type SceneKind } from "./scenes.js";
 
 export class DatasetError extends ImagenError {}
 
@@ -23,10 +23,11 @@ export function toyDataset(seed: number): CaptionedDataset {
 }
 
 /** Procedural captioned scenes (src/data/scenes.ts); held-out evaluation combinations never appear. */
-export function sceneDataset(seed: number): CaptionedDataset {
+export function sceneDataset(seed: number, kindWeights?: Partial<Record<SceneKind, number>>): CaptionedDataset {
+  if (kindWeights) kindShares(kindWeights); // fail at construction, not at the first batch
   return {
     item: (i) => {
-      const s = randomScene(seed, i);
+      const s = randomScene(seed, i, { kindWeights });
       return { caption: s.caption, image: (n) => renderScene(s, n) };
     },
   };

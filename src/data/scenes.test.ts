@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { heldOutPairs, heldOutWords, randomScene, renderScene, signWords, type Thing } from "./scenes.js";
+import { defaultKindWeights, heldOutPairs, heldOutWords, kindShares, randomScene, renderScene, signWords, type Thing } from "./scenes.js";
 import { downsampleArea } from "../diffusion/noise-aug.js";
 import { glyphs } from "./pixel-font.js";
 import { sceneDataset } from "./datasets.js";
@@ -63,4 +63,25 @@ test("scenes: the dataset adapter renders the scene's caption at any stage size"
   assert.equal(it.caption, randomScene(2, 10).caption);
   assert.equal(it.image(32).length, 3 * 32 * 32);
   assert.equal(it.image(128).length, 3 * 128 * 128);
+});
+
+test("scenes: kind weights set the mix of scene kinds; the default mix is unchanged", () => {
+  // Captions of the default mix (seed 0) as every shipped model was trained on them.
+  const first = Array.from({ length: 6 }, (_, i) => randomScene(0, i).caption);
+  assert.deepEqual(first, ["a drawing of a brown star on a black background", "four buses", "three orange stars on a black background",
+    "a drawing of a mushroom under a bus", "four orange triangles", "a brown block below a brown star"]);
+  for (let i = 0; i < 50; i++) assert.equal(randomScene(0, i, { kindWeights: { ...defaultKindWeights } }).caption, randomScene(0, i).caption);
+  const counts: Record<string, number> = {};
+  const n = 600;
+  for (let i = 0; i < n; i++) {
+    const c = randomScene(5, i, { kindWeights: { positional: 3, counting: 1 } }).claim.category;
+    counts[c] = (counts[c] ?? 0) + 1;
+  }
+  assert.deepEqual(Object.keys(counts).sort(), ["counting", "positional"]);
+  assert.ok(Math.abs(counts.positional / n - 0.75) < 0.06, `positional share ${counts.positional / n}, want ~0.75`);
+  assert.deepEqual(kindShares({ text: 1, colors: 3 }), { colors: 0.75, counting: 0, positional: 0, sizes: 0, text: 0.25, objects: 0 });
+  assert.throws(() => kindShares({ colour: 1 }), /unknown kind "colour"; expected some of colors, counting/);
+  assert.throws(() => kindShares({ text: -1 }), /"text" must be a finite number >= 0, got -1/);
+  assert.throws(() => kindShares({ text: 0 }), /at least one kind needs a weight > 0/);
+  assert.throws(() => sceneDataset(0, { text: Number.NaN }), /"text" must be a finite number >= 0, got NaN/);
 });

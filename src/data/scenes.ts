@@ -124,7 +124,11 @@ function randomThing(rng: Rng, options: SceneOptions, shapeShare = 0.55): Thing 
   return { kind: "emoji", object: pick(rng, emojiObjects).name };
 }
 
-export interface SceneOptions { allowHeldOut?: boolean }
+export interface SceneOptions {
+  allowHeldOut?: boolean;
+  /** Relative weights of the scene kinds (any positive scale; missing kinds weigh 0); default `defaultKindWeights`. */
+  kindWeights?: Partial<Record<SceneKind, number>>;
+}
 
 /** Places items of the given sizes without overlap; positions are centres in [0, 1]. */
 function place(rng: Rng, sizes: number[], constrain?: (pos: { x: number; y: number }[]) => boolean): { x: number; y: number }[] {
@@ -151,17 +155,33 @@ function typo(rng: Rng, caption: string): string {
   return words.join(" ");
 }
 
-const kinds = ["colors", "counting", "positional", "sizes", "text", "objects"] as const;
-export type SceneKind = (typeof kinds)[number];
-const kindWeights: Record<SceneKind, number> = { colors: 0.2, counting: 0.2, positional: 0.25, sizes: 0.1, text: 0.17, objects: 0.08 };
+export const sceneKinds = ["colors", "counting", "positional", "sizes", "text", "objects"] as const;
+export type SceneKind = (typeof sceneKinds)[number];
+export const defaultKindWeights: Readonly<Record<SceneKind, number>> = { colors: 0.2, counting: 0.2, positional: 0.25, sizes: 0.1, text: 0.17, objects: 0.08 };
+
+/** Checks a scene-kind mix and returns it as shares summing to 1; the error names the bad entry. */
+export function kindShares(weights: Partial<Record<string, number>>): Record<SceneKind, number> {
+  const out = {} as Record<SceneKind, number>;
+  let total = 0;
+  for (const [k, w] of Object.entries(weights)) {
+    if (!(sceneKinds as readonly string[]).includes(k)) throw new ValueError(`scene kind weights: unknown kind "${k}"; expected some of ${sceneKinds.join(", ")}`);
+    if (typeof w !== "number" || !Number.isFinite(w) || w < 0) throw new ValueError(`scene kind weights: "${k}" must be a finite number >= 0, got ${String(w)}`);
+    total += w;
+  }
+  if (!(total > 0)) throw new ValueError("scene kind weights: at least one kind needs a weight > 0");
+  for (const k of sceneKinds) out[k] = (weights[k] ?? 0) / total;
+  return out;
+}
 
 /** The scene of one training index. */
 export function randomScene(seed: number, index: number, options: SceneOptions = {}): Scene {
   const rng = new Rng(seed).split(`scene:${index}`);
+  const shares = options.kindWeights ? kindShares(options.kindWeights) : defaultKindWeights;
   let u = rng.uniform(1)[0], kind: SceneKind = "colors";
-  for (const k of kinds) {
+  for (const k of sceneKinds) {
+    if (shares[k] === 0) continue;
     kind = k;
-    if ((u -= kindWeights[k]) < 0) break;
+    if ((u -= shares[k]) < 0) break;
   }
   const scene = sceneOfKind(rng, kind, options);
   if (coin(rng, 0.05)) scene.caption = typo(rng, scene.caption);

@@ -8,11 +8,12 @@ import { presetByName, presets } from "../models/presets.js";
 import { parameterizations, type Parameterization } from "./objective.js";
 import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
 import { lrSchedules, type LrScheduleName } from "./lr.js";
+import { kindShares, type SceneKind } from "../data/scenes.js";
 
 export class TrainConfigError extends ImagenError {}
 
 export type EncoderSpec = { class: "WordEncoder"; dim: number; maxLength: number; seed: number } | { class: "T5TextEncoder"; path: string; maxLength: number };
-export type DatasetSpec = { kind: "toy"; seed: number } | { kind: "scenes"; seed: number } | { kind: "jsonl"; path: string } | { kind: "folder"; path: string };
+export type DatasetSpec = { kind: "toy"; seed: number } | { kind: "scenes"; seed: number; kindWeights?: Partial<Record<SceneKind, number>> } | { kind: "jsonl"; path: string } | { kind: "folder"; path: string };
 
 export interface StageTrainSpec {
   unet: UNetConfig; parameterization: Parameterization; schedule: ScheduleName;
@@ -81,7 +82,17 @@ export function parseTrainConfig(file: string): TrainConfig {
   const kind = str(ds, "kind", "dataset.kind", ["scenes", "toy", "jsonl", "folder"]);
   const seedOf = () => num(ds, "seed", "dataset.seed", (n) => int(n) && n >= 0, "an integer >= 0", 0);
   const pathOf = () => path(str(ds, "path", "dataset.path"));
-  const dataset: DatasetSpec = kind === "scenes" ? { kind, seed: seedOf() } : kind === "toy" ? { kind, seed: seedOf() }
+  const kindWeightsOf = (): Partial<Record<SceneKind, number>> | undefined => {
+    if (ds.kindWeights === undefined) return undefined;
+    if (!isObj(ds.kindWeights)) throw bad("dataset.kindWeights", `an object of scene kind -> weight, e.g. {"positional": 0.3, "counting": 0.25, ...}`, ds.kindWeights);
+    try {
+      kindShares(ds.kindWeights as Record<string, number>);
+    } catch (e) {
+      throw new TrainConfigError(`train config ${file}: "dataset.kindWeights": ${(e as Error).message}`);
+    }
+    return ds.kindWeights as Partial<Record<SceneKind, number>>;
+  };
+  const dataset: DatasetSpec = kind === "scenes" ? { kind, seed: seedOf(), ...(ds.kindWeights === undefined ? {} : { kindWeights: kindWeightsOf() }) } : kind === "toy" ? { kind, seed: seedOf() }
     : kind === "folder" ? { kind, path: pathOf() } : { kind: "jsonl", path: pathOf() };
 
   if (!Array.isArray(raw.stages) || raw.stages.length === 0) throw bad("stages", "a non-empty list of stage objects", raw.stages);
