@@ -173,7 +173,7 @@ test("the default cascade's config is valid: 32 px base, 128 px SR on the scenes
   assert.equal(cfg.textEncoder.class, "T5TextEncoder");
   // The shipped cascade is a chain of fine-tunes, each starting both stages from the previous config's final
   // weights; npm run train:default runs every link in order and ships the last one.
-  const chain = ["default-cascade", "default-finetune", "default-finetune-2"];
+  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3"];
   let prev = cfg;
   for (const name of chain.slice(1)) {
     const ft = parseTrainConfig(fileURLToPath(new URL(`../../examples/${name}.json`, import.meta.url)));
