@@ -11,7 +11,7 @@ import { judge, type AttributeResult } from "../eval/oracle.js";
 import { evalPrompts, promptSets, type PromptSet } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultAugLevel, defaultModelDir } from "./default-model.js";
-import { parseThresholding } from "./generate.js";
+import { parseSampler, parseThresholding } from "./generate.js";
 import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
 export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }
@@ -38,8 +38,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const steps = f.steps === undefined ? undefined : positiveInt("steps", f.steps, 1000);
   const augLevel = Number(f.augLevel ?? defaultAugLevel);
   if (!(augLevel >= 0 && augLevel <= 1) || f.augLevel?.trim() === "") throw new ValueError(`--aug-level: expected a number from 0 to 1, got "${f.augLevel}"`);
-  const sampler = (f.sampler ?? "dpmpp2m") as SamplerName;
-  if (!samplerNames.includes(sampler)) throw new ValueError(`--sampler: expected one of ${samplerNames.join(", ")}, got "${f.sampler}"`);
+  const sampler = parseSampler(f.sampler ?? "dpmpp2m");
   const thresholdingText = f.thresholding ?? "dynamic";
   const thresholding = parseThresholding(thresholdingText);
   const promptSet = (f.prompts ?? "heldout") as PromptSet;

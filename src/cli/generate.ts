@@ -28,6 +28,11 @@ function num(name: string, v: string, check: (n: number) => boolean, range: stri
   return n;
 }
 
+export function parseSampler(v: string): SamplerName {
+  if (!(samplerNames as readonly string[]).includes(v)) throw new ValueError(`--sampler: expected one of ${samplerNames.join(", ")}, got "${v}"`);
+  return v as SamplerName;
+}
+
 export function parseThresholding(v: string): Thresholding {
   if (v === "none" || v === "static") return { kind: v };
   const m = /^dynamic(?::(\d+(?:\.\d+)?))?$/.exec(v);
@@ -43,8 +48,7 @@ export function parametersText(prompt: string, p: Record<string, string | number
 
 export async function runGenerate(prompt: string, f: GenerateFlags): Promise<string[]> {
   if (prompt.length > 10000) throw new ValueError(`prompt: ${prompt.length} characters is too long (at most 10000); shorten it`);
-  const sampler = f.sampler as SamplerName;
-  if (!samplerNames.includes(sampler)) throw new ValueError(`--sampler: expected one of ${samplerNames.join(", ")}, got "${f.sampler}"`);
+  const sampler = parseSampler(f.sampler);
   const seed = num("seed", f.seed, (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer");
   const guidance = num("guidance", f.guidance, (n) => Number.isFinite(n) && n >= 0, "a finite number >= 0");
   const batch = num("batch", f.batch, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer from 1 to 64");
