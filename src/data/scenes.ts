@@ -173,10 +173,18 @@ export function kindShares(weights: Partial<Record<string, number>>): Record<Sce
   return out;
 }
 
+/** Normalised shares per weights object: a dataset draws every scene with the same one. */
+const sharesCache = new WeakMap<object, Record<SceneKind, number>>();
+function sharesOf(weights: Partial<Record<SceneKind, number>>): Record<SceneKind, number> {
+  let shares = sharesCache.get(weights);
+  if (!shares) sharesCache.set(weights, (shares = kindShares(weights)));
+  return shares;
+}
+
 /** The scene of one training index. */
 export function randomScene(seed: number, index: number, options: SceneOptions = {}): Scene {
   const rng = new Rng(seed).split(`scene:${index}`);
-  const shares = options.kindWeights ? kindShares(options.kindWeights) : defaultKindWeights;
+  const shares = options.kindWeights ? sharesOf(options.kindWeights) : defaultKindWeights;
   let u = rng.uniform(1)[0], kind: SceneKind = "colors";
   for (const k of sceneKinds) {
     if (shares[k] === 0) continue;

@@ -92,7 +92,11 @@ export function parseTrainConfig(file: string): TrainConfig {
     }
     return ds.kindWeights as Partial<Record<SceneKind, number>>;
   };
-  const dataset: DatasetSpec = kind === "scenes" ? { kind, seed: seedOf(), ...(ds.kindWeights === undefined ? {} : { kindWeights: kindWeightsOf() }) } : kind === "toy" ? { kind, seed: seedOf() }
+  const sceneSpec = (): DatasetSpec => {
+    const kindWeights = kindWeightsOf();
+    return { kind: "scenes", seed: seedOf(), ...(kindWeights ? { kindWeights } : {}) };
+  };
+  const dataset: DatasetSpec = kind === "scenes" ? sceneSpec() : kind === "toy" ? { kind, seed: seedOf() }
     : kind === "folder" ? { kind, path: pathOf() } : { kind: "jsonl", path: pathOf() };
 
   if (!Array.isArray(raw.stages) || raw.stages.length === 0) throw bad("stages", "a non-empty list of stage objects", raw.stages);
