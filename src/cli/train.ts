@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { ValueError } from "../util/errors.js";
 import { Rng, ZeroRng } from "../util/rng.js";
 import { UNet, type UNetConfig } from "../models/unet.js";
+import { textLayersPrefix } from "../models/text-layers.js";
 import { checkTextStats, embeddingStats, type TextStats } from "../text/embedding-stats.js";
 import { writeTextAtomic } from "../util/fs.js";
 import { WordEncoder } from "../text/word-encoder.js";
@@ -58,12 +59,12 @@ export async function trainingWarnings(modelDir: string): Promise<string[]> {
 
 async function buildEncoder(cfg: TrainConfig): Promise<TextEncoder> {
   const e = cfg.textEncoder;
-  return e.class === "WordEncoder" ? new WordEncoder(e.dim, e.maxLength, e.seed) : T5TextEncoder.load(e.path, { maxLength: e.maxLength });
+  return e.class === "WordEncoder" ? new WordEncoder(e.dim, e.maxLength, e.seed) : T5TextEncoder.load(e.path, { maxLength: e.maxLength, spellCapitals: e.spellCapitals });
 }
 
 function encoderConfig(cfg: TrainConfig): EncoderConfig {
   const e = cfg.textEncoder;
-  return e.class === "WordEncoder" ? e : { class: "T5TextEncoder", type: "t5", path: e.path, maxLength: e.maxLength, embed: true };
+  return e.class === "WordEncoder" ? e : { class: "T5TextEncoder", type: "t5", path: e.path, maxLength: e.maxLength, embed: true, ...(e.spellCapitals ? { spellCapitals: true } : {}) };
 }
 
 function buildDataset(cfg: TrainConfig): CaptionedDataset {
@@ -168,6 +169,10 @@ export async function loadInitWeights(unet: UNet, from: string, field: string): 
     throw new ValueError(`${field}: ${file} does not exist; give a .safetensors file or a model folder's stage folder (with model.safetensors), or remove the key to train from scratch`);
   }
   const weights = await float32StateDict(file);
+  // Weights trained without text layers start a U-Net with them: the new layers keep their
+  // initialisation, whose zero output projections leave the loaded network's function unchanged.
+  const addsTextLayers = unet.textLayers !== null && ![...weights.keys()].some((k) => k.startsWith(textLayersPrefix));
+  if (addsTextLayers) for (const [k, v] of unet.stateDict()) if (k.startsWith(textLayersPrefix)) weights.set(k, v);
   try {
     unet.loadStateDict(weights);
   } catch (e) {

@@ -10,6 +10,11 @@ import type { HostTensor } from "../runtime/host.js";
 import { bindParameters } from "../nn/module.js";
 import { UNet, type UNetConfig } from "./unet.js";
 import { presetByName } from "./presets.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { saveSafetensors } from "../runtime/safetensors.js";
+import { loadInitWeights } from "../cli/train.js";
 
 const tinyBase: UNetConfig = {
   imageSize: 8, inChannels: 3, outChannels: 3, channels: 8, channelMults: [1, 2], numResBlocks: [1, 1], attnLevels: [1],
@@ -18,9 +23,10 @@ const tinyBase: UNetConfig = {
 const tinySr: UNetConfig = { ...tinyBase, efficient: true, lowResCond: true, numResBlocks: [1, 2], textPooling: "attention", textAttention: "cross" };
 
 /** Gradient of a scalar through the whole U-Net: float64 reference vs finite differences on sampled weights, and ORT vs reference. */
-async function gradCheck(cfg: UNetConfig) {
+async function gradCheck(cfg: UNetConfig, prepare?: (m: UNet) => void) {
   const rng = new Rng(1);
   const model = new UNet(cfg, rng.split("init"));
+  prepare?.(model);
   const B = 2, S = cfg.imageSize, L = 3;
   const feeds: Record<string, NDArray> = {
     x: nd([B, 3, S, S], rng.normal(B * 3 * S * S)), t: nd([B], [0.3, 0.8]), text: nd([B, L, cfg.textDim], rng.normal(B * L * cfg.textDim)),
@@ -66,8 +72,59 @@ async function gradCheck(cfg: UNetConfig) {
   });
 }
 
+/** The U-Net's output for one batch (B = 2, t = 0.3 and 0.8), by the float64 reference evaluator. */
+function forward(model: UNet, x: ArrayLike<number>, text: ArrayLike<number>, mask: number[], L: number): Float64Array | Float32Array {
+  const B = 2, S = model.config.imageSize, D = model.config.textDim;
+  const ins = { x: input("x", [B, 3, S, S]), t: input("t", [B]), text: input("text", [B, L, D]), mask: input("mask", [B, L]) };
+  const bound = bindParameters(model, "input");
+  const feeds: Record<string, NDArray> = { x: nd([B, 3, S, S], x), t: nd([B], [0.3, 0.8]), text: nd([B, L, D], text), mask: nd([B, L], mask) };
+  for (const [name, p] of model.namedParameters()) feeds[name] = nd([...p.shape], p.data);
+  const out = model.call(ins);
+  bound.release();
+  return evaluate([out], feeds)[0].data;
+}
+
+/** Gives the text layers' zero-initialised output projections random values, so every text-layer weight gets a gradient. */
+function wakeTextLayers(model: UNet, seed = 9): void {
+  const rng = new Rng(seed);
+  for (const [name, p] of model.namedParameters()) if (/^text_layers\.\d+\.(attn\.out|fc2)\./.test(name)) p.data = rng.normal(p.data.length).map((v) => v * 0.3);
+}
+
 test("base U-Net: gradients agree with finite differences and ORT", () => gradCheck(tinyBase));
 test("Efficient SR U-Net (cross-attention text): gradients agree with finite differences and ORT", () => gradCheck(tinySr));
+
+test("text layers: gradients through them agree with finite differences and ORT", () =>
+  gradCheck({ ...tinyBase, textLayers: 2 }, (m) => wakeTextLayers(m)));
+
+test("text layers start as the identity (weights without them load unchanged) and make the U-Net see word order", async () => {
+  const rng = new Rng(5);
+  const B = 2, L = 4, D = tinyBase.textDim, S = tinyBase.imageSize;
+  const plain = new UNet(tinyBase, new Rng(6));
+  const dir = await mkdtemp(join(tmpdir(), "imagen-textlayers-"));
+  try {
+    const file = join(dir, "plain.safetensors");
+    await saveSafetensors(file, new Map([...plain.stateDict()].map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
+    const layered = new UNet({ ...tinyBase, textLayers: 2 }, new Rng(7));
+    await loadInitWeights(layered, file, "stages[0].initFrom");
+    const x = rng.normal(B * 3 * S * S), text = rng.normal(B * L * D), mask = [1, 1, 1, 0, 1, 1, 1, 1];
+    // Tokens 0 and 2 of each caption swapped: the same set of tokens in another order.
+    const swapped = Float32Array.from(text);
+    for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) [swapped[(b * L) * D + d], swapped[(b * L + 2) * D + d]] = [text[(b * L + 2) * D + d], text[(b * L) * D + d]];
+    const maxDiff = (a: ArrayLike<number>, c: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+    const p = forward(plain, x, text, mask, L);
+    assert.ok(maxDiff(forward(layered, x, text, mask, L), p) < 1e-9, "zero-initialised text layers change the output");
+    assert.ok(maxDiff(forward(plain, x, swapped, mask, L), p) < 1e-9, "without text layers, the U-Net ignores word order");
+    wakeTextLayers(layered);
+    assert.ok(maxDiff(forward(layered, x, swapped, mask, L), forward(layered, x, text, mask, L)) > 1e-3, "with text layers, word order changes the output");
+    // A file that lacks more than the text layers is still refused, naming the field.
+    const partial = join(dir, "partial.safetensors");
+    await saveSafetensors(partial, new Map([...plain.stateDict()].filter(([k]) => k !== "conv_out.bias").map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
+    await assert.rejects(loadInitWeights(new UNet({ ...tinyBase, textLayers: 1 }, new Rng(7)), partial, "stages[0].initFrom"), /stages\[0\]\.initFrom: .*missing \[conv_out\.bias\]/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => new UNet({ ...tinyBase, textLayers: 9 }, new Rng(0)), /UNet textLayers: expected an integer from 0 to 8/);
+});
 
 test("U-Net configs are validated with the field and the valid range", () => {
   assert.throws(() => new UNet({ ...tinyBase, numResBlocks: [1] }, new Rng(0)), /numResBlocks: expected 2 integers >= 1/);
@@ -86,15 +143,7 @@ test("textStats: the U-Net standardises each text channel (padded tokens stay ze
   const mask = [1, 1, 0, 1, 0, 0];
   const manual = text.map((v, i) => (mask[Math.floor(i / D)] ? (v - stats.mean[i % D]) / stats.std[i % D] : 0));
   const x = rng.normal(B * 3 * S * S);
-  const run = (model: UNet, t: ArrayLike<number>) => {
-    const ins = { x: input("x", [B, 3, S, S]), t: input("t", [B]), text: input("text", [B, L, D]), mask: input("mask", [B, L]) };
-    const bound = bindParameters(model, "input");
-    const feeds: Record<string, NDArray> = { x: nd([B, 3, S, S], x), t: nd([B], [0.3, 0.8]), text: nd([B, L, D], t), mask: nd([B, L], mask) };
-    for (const [name, p] of model.namedParameters()) feeds[name] = nd([...p.shape], p.data);
-    const out = model.call(ins);
-    bound.release();
-    return evaluate([out], feeds)[0].data;
-  };
+  const run = (model: UNet, t: ArrayLike<number>) => forward(model, x, t, mask, L);
   const a = run(withStats, text), b = run(plain, manual), c = run(plain, text);
   let err = 0, diff = 0;
   a.forEach((v, i) => { err = Math.max(err, Math.abs(v - b[i])); diff = Math.max(diff, Math.abs(v - c[i])); });

@@ -11,6 +11,7 @@ import { Conv2d, GroupNorm, LayerNorm, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { AttnBlock, Downsample, groupsFor, ResBlock, Upsample, type TextAttention } from "./blocks.js";
 import { TextPool, TimeEmbedding, type TextPooling } from "./embeddings.js";
+import { TextLayers, textLayersPrefix } from "./text-layers.js";
 import { checkTextStats, type TextStats } from "../text/embedding-stats.js";
 
 export interface UNetConfig {
@@ -36,6 +37,11 @@ export interface UNetConfig {
    * standardised with them (padded positions kept at zero) before the text LayerNorm. Not trained.
    */
   textStats?: TextStats;
+  /**
+   * Trainable transformer layers over the layer-normed text (learned positions, zero-initialised
+   * outputs; src/models/text-layers.ts), before pooling and attention. 0 or no key: none (Imagen).
+   */
+  textLayers?: number;
   textAttention: TextAttention;
   selfAttention: boolean;
   textPooling: TextPooling;
@@ -64,6 +70,7 @@ export function checkUNetConfig(c: UNetConfig): void {
   }
   if (c.imageSize % 2 ** (levels - 1) !== 0) throw bad("imageSize", c.imageSize, `a multiple of ${2 ** (levels - 1)} for ${levels} levels`);
   if (c.textProjDim !== undefined && !(Number.isInteger(c.textProjDim) && c.textProjDim >= 1)) throw bad("textProjDim", c.textProjDim, "an integer >= 1, or no key");
+  if (c.textLayers !== undefined && !(Number.isInteger(c.textLayers) && c.textLayers >= 0 && c.textLayers <= 8)) throw bad("textLayers", c.textLayers, "an integer from 0 to 8, or no key");
   if (c.textStats !== undefined) checkTextStats(c.textStats, c.textDim, "UNet textStats");
   if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
   for (const m of c.channelMults) {
@@ -97,6 +104,7 @@ interface UpLevel {
 export class UNet extends Module {
   readonly timeEmb: TimeEmbedding; readonly augEmb: TimeEmbedding | null; readonly textNorm: LayerNorm; readonly textPool: TextPool;
   readonly textProj: Linear | null;
+  readonly textLayers: TextLayers | null;
   readonly convIn: Conv2d; readonly normOut: GroupNorm; readonly convOut: Conv2d;
   readonly levels: Level[] = []; readonly upLevels: UpLevel[] = [];
   readonly mid: { res1: ResBlock; attn: AttnBlock | null; res2: ResBlock };
@@ -167,13 +175,16 @@ export class UNet extends Module {
     }
     this.normOut = this.addModule("norm_out", new GroupNorm(groupsFor(cur), cur));
     this.convOut = this.addModule("conv_out", new Conv2d(cur, c.outChannels, 3, rng, { padding: 1 }));
+    // Last, from its own stream, so that U-Nets without text layers initialise exactly as before.
+    this.textLayers = c.textLayers ? this.addModule(textLayersPrefix.slice(0, -1), new TextLayers(c.textDim, c.textLayers, rng.split("text_layers"))) : null;
   }
 
   /** Predicts the model output (eps, v or x0 by the stage's parameterisation): [B, outChannels, S, S]. */
   forward(inp: UNetInputs, training = false): Tensor {
     const c = this.config;
     if (c.lowResCond && (!inp.lowRes || !inp.augLevel)) throw new ValueError("UNet: a super-resolution U-Net needs lowRes and augLevel inputs");
-    const normed = this.textNorm.call(c.textStats ? standardise(inp.text, inp.mask, c.textStats) : inp.text);
+    const standardised = this.textNorm.call(c.textStats ? standardise(inp.text, inp.mask, c.textStats) : inp.text);
+    const normed = this.textLayers ? this.textLayers.call(standardised, inp.mask) : standardised;
     const text = this.textProj ? this.textProj.call(normed) : normed;
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));

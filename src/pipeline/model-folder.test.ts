@@ -49,6 +49,20 @@ test("a cascade with an embedded T5 folder saves and loads; it encodes exactly a
   }
 });
 
+test("a cascade whose encoder spells capitals keeps that setting through save and load", async () => {
+  const dir = await save({ class: "T5TextEncoder", type: "t5", path: tinyT5, maxLength: 16, embed: true, spellCapitals: true }, dModel);
+  try {
+    const { encoder } = await loadCascade(dir);
+    const direct = await T5TextEncoder.load(tinyT5, { maxLength: 16, spellCapitals: true });
+    assert.equal(encoder.id, direct.id);
+    assert.notEqual(encoder.id, (await T5TextEncoder.load(tinyT5, { maxLength: 16 })).id);
+    (encoder as T5TextEncoder).dispose();
+    direct.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("a cascade can reference a T5 folder by path (stored relative to text_encoder/)", async () => {
   const dir = await save({ class: "T5TextEncoder", type: "t5", path: tinyT5, maxLength: 8 }, dModel);
   try {
@@ -83,6 +97,8 @@ test("bad text encoder configs are refused naming the field", async () => {
     await assert.rejects(() => loadCascade(dir), /field "type" expected "t5", got "bert"/);
     await put({ class: "T5TextEncoder", type: "t5", maxLength: 8 });
     await assert.rejects(() => loadCascade(dir), /field "path" expected a folder path/);
+    await put({ class: "T5TextEncoder", type: "t5", path: "t5", maxLength: 8, spellCapitals: 1 });
+    await assert.rejects(() => loadCascade(dir), /field "spellCapitals" expected true or false \(or no key\), got 1/);
     await put({ class: "T5TextEncoder", type: "t5", path: "nowhere", maxLength: 8 });
     await assert.rejects(() => loadCascade(dir), (e: Error) => e instanceof ModelFolderError && /T5 folder .*nowhere does not load: .*config.json is missing/.test(e.message));
   } finally {

@@ -24,7 +24,7 @@ export interface WordEncoderConfig { class: "WordEncoder"; dim: number; maxLengt
  * A T5 encoder from a Hugging Face folder. `path` is absolute or relative to the `text_encoder` folder; saving
  * with `embed: true` copies the folder to `text_encoder/t5/` so the model folder is self-contained.
  */
-export interface T5EncoderFolderConfig { class: "T5TextEncoder"; type: "t5"; path: string; maxLength: number; embed?: boolean }
+export interface T5EncoderFolderConfig { class: "T5TextEncoder"; type: "t5"; path: string; maxLength: number; embed?: boolean; spellCapitals?: boolean }
 export type EncoderConfig = WordEncoderConfig | T5EncoderFolderConfig;
 /** The files of a Hugging Face T5 folder that an encoder needs (shards are matched by name). */
 const t5FolderFile = /^(config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json)$/;
@@ -91,8 +91,11 @@ async function loadEncoder(encDir: string, enc: Record<string, unknown>): Promis
   if (enc.type !== "t5") throw new ModelFolderError(`${what}: field "type" expected "t5", got ${JSON.stringify(enc.type)}`);
   const path = field(enc, "path", (v): v is string => typeof v === "string" && v !== "", what, "a folder path (absolute, or relative to the text_encoder folder)");
   const maxLength = field(enc, "maxLength", isNum, what, "a number");
+  if (enc.spellCapitals !== undefined && typeof enc.spellCapitals !== "boolean") {
+    throw new ModelFolderError(`${what}: field "spellCapitals" expected true or false (or no key), got ${JSON.stringify(enc.spellCapitals)}`);
+  }
   try {
-    return await T5TextEncoder.load(resolve(encDir, path), { maxLength });
+    return await T5TextEncoder.load(resolve(encDir, path), { maxLength, spellCapitals: enc.spellCapitals === true });
   } catch (e) {
     throw new ModelFolderError(`${what}: the T5 folder ${resolve(encDir, path)} does not load: ${(e as Error).message}`);
   }

@@ -10,6 +10,8 @@ import { bucketTable } from "./t5-buckets.js";
 import { loadT5Checkpoint } from "./t5-checkpoint.js";
 import type { T5EncoderModel } from "./t5.js";
 import type { Tokenizer } from "./tokenizer.js";
+import { UnigramTokenizer } from "./unigram.js";
+import { SpellingTokenizer } from "./spelling.js";
 import { loadTokenizer, type TokenizerChoice } from "./tokenizer-load.js";
 
 export interface T5EncoderOptions {
@@ -23,6 +25,8 @@ export interface T5EncoderOptions {
   weights?: "auto" | "constant" | "input";
   /** "bytes" forces ByT5's byte tokenizer (for ByT5 folders that name no tokenizer); default "auto". */
   tokenizer?: TokenizerChoice;
+  /** Spell words in capitals letter by letter (src/text/spelling.ts; SentencePiece tokenizers only). */
+  spellCapitals?: boolean;
 }
 
 const defaults = { maxLength: 128, weights: "auto" as const };
@@ -63,7 +67,9 @@ export class T5TextEncoder implements TextEncoder {
       throw new ValueError(`T5 maxLength: expected an integer from 1 to 65536, got ${maxLength}`);
     }
     const { model, weightsHash } = await loadT5Checkpoint(dir);
-    const tokenizer = await loadTokenizer(dir, model.config.vocabSize, options.tokenizer);
+    const loaded = await loadTokenizer(dir, model.config.vocabSize, options.tokenizer);
+    // A byte tokenizer (ByT5) spells every word already.
+    const tokenizer = options.spellCapitals && loaded instanceof UnigramTokenizer ? new SpellingTokenizer(loaded) : loaded;
     return new T5TextEncoder(model, tokenizer, maxLength, weightsHash, options, dir);
   }
 

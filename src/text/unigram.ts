@@ -94,7 +94,8 @@ export class UnigramTokenizer implements Tokenizer {
     return tok;
   }
 
-  private idOf(token: string): number | undefined {
+  /** The id of a piece (or added token), if the vocabulary has it. */
+  idOf(token: string): number | undefined {
     return this.added.find((a) => a.content === token)?.id ?? this.pieceIds.get(token);
   }
 
@@ -106,7 +107,11 @@ export class UnigramTokenizer implements Tokenizer {
       else for (const piece of this.preTokenizer(this.normalizer(seg), first)) ids.push(...this.viterbi(piece));
       first = false;
     }
-    if (!addSpecialTokens) return ids;
+    return addSpecialTokens ? this.addSpecialTokens(ids) : ids;
+  }
+
+  /** Puts the post-processor's special tokens (T5: </s> last) around ids. */
+  addSpecialTokens(ids: readonly number[]): number[] {
     return this.template.flatMap((t) => (t === "A" ? ids : [t]));
   }
 

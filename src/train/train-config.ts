@@ -12,7 +12,7 @@ import { kindShares, type SceneKind } from "../data/scenes.js";
 
 export class TrainConfigError extends ImagenError {}
 
-export type EncoderSpec = { class: "WordEncoder"; dim: number; maxLength: number; seed: number } | { class: "T5TextEncoder"; path: string; maxLength: number };
+export type EncoderSpec = { class: "WordEncoder"; dim: number; maxLength: number; seed: number } | { class: "T5TextEncoder"; path: string; maxLength: number; spellCapitals?: boolean };
 export type DatasetSpec = { kind: "toy"; seed: number } | { kind: "scenes"; seed: number; kindWeights?: Partial<Record<SceneKind, number>> } | { kind: "jsonl"; path: string } | { kind: "folder"; path: string };
 
 export interface StageTrainSpec {
@@ -73,9 +73,14 @@ export function parseTrainConfig(file: string): TrainConfig {
   if (!isObj(te)) throw bad("textEncoder", `{"class": "WordEncoder", ...} or {"class": "T5TextEncoder", "path": ...}`, te);
   const cls = str(te, "class", "textEncoder.class", ["WordEncoder", "T5TextEncoder"]);
   const maxLength = num(te, "maxLength", "textEncoder.maxLength", (n) => int(n) && n >= 1 && n <= 512, "an integer from 1 to 512", cls === "WordEncoder" ? 16 : 128);
+  const spelling = (o: Obj): { spellCapitals?: true } => {
+    if (o.spellCapitals === undefined || o.spellCapitals === false) return {};
+    if (o.spellCapitals !== true) throw bad("textEncoder.spellCapitals", "true or false", o.spellCapitals);
+    return { spellCapitals: true };
+  };
   const textEncoder: EncoderSpec = cls === "WordEncoder"
     ? { class: "WordEncoder", dim: num(te, "dim", "textEncoder.dim", (n) => int(n) && n >= 2 && n % 2 === 0, "an even integer >= 2", 64), maxLength, seed: num(te, "seed", "textEncoder.seed", (n) => int(n) && n >= 0, "an integer >= 0", 0) }
-    : { class: "T5TextEncoder", path: path(str(te, "path", "textEncoder.path")), maxLength };
+    : { class: "T5TextEncoder", path: path(str(te, "path", "textEncoder.path")), maxLength, ...spelling(te) };
 
   const ds = raw.dataset;
   if (!isObj(ds)) throw bad("dataset", `{"kind": "scenes", "seed": 0}, {"kind": "toy", "seed": 0}, {"kind": "jsonl", "path": "train.jsonl"} or {"kind": "folder", "path": "images/"}`, ds);
