@@ -112,7 +112,8 @@ function pluralOf(word: string): string {
   if (word.endsWith("y") && !word.endsWith("ey")) return `${word.slice(0, -1)}ies`;
   return `${word}s`;
 }
-const article = (phrase: string) => (/^[aeiou]/.test(phrase) ? `an ${phrase}` : `a ${phrase}`);
+/** "a" or "an" before a phrase, as the captions write it. */
+export const article = (phrase: string) => (/^[aeiou]/.test(phrase) ? `an ${phrase}` : `a ${phrase}`);
 
 function randomThing(rng: Rng, options: SceneOptions, shapeShare = 0.55): Thing {
   if (coin(rng, shapeShare)) {

@@ -56,6 +56,9 @@ test("eval prompts: fixed, unique, and covering the four scored categories", () 
   const cats = new Set(ps.map((p) => p.scene.claim.category));
   for (const c of ["colors", "counting", "positional", "text"]) assert.ok(cats.has(c as never), c);
   assert.deepEqual(evalPrompts(), ps);
+  // Written as training captions are: "an orange circle", not "a orange circle".
+  assert.ok(ps.some((p) => p.prompt === "an orange circle") && ps.some((p) => / to the \w+ of an orange circle$/.test(p.prompt)));
+  assert.ok(!ps.some((p) => /\ba [aeiou]/.test(p.prompt)), "an article before a vowel");
 });
 
 test("eval prompts: the seen set asks the same templates of pairs and words training shows", () => {

@@ -4,7 +4,7 @@
 // themselves were). The "seen" set asks the same templates of pairs and words that training scenes show,
 // to tell how well the model draws what it was taught apart from how well it generalises.
 import { ValueError } from "../util/errors.js";
-import { heldOutPairs, heldOutWords, shapeNames, signWords, type Claim, type Relation, type Scene, type ShapeName, type Thing } from "../data/scenes.js";
+import { article, heldOutPairs, heldOutWords, shapeNames, signWords, type Claim, type Relation, type Scene, type ShapeName, type Thing } from "../data/scenes.js";
 
 export interface EvalPrompt { prompt: string; scene: Pick<Scene, "claim" | "background">; checkBackground: boolean }
 export type PromptSet = "heldout" | "seen";
@@ -28,8 +28,8 @@ export function evalPrompts(set: PromptSet = "heldout"): EvalPrompt[] {
   const add = (prompt: string, claim: Claim, background = "white", checkBackground = false) => out.push({ prompt, scene: { claim, background }, checkBackground });
   const bgs = ["white", "black", "gray"];
   pairs.forEach((t, i) => {
-    add(`a ${name(t)}`, { category: "colors", thing: t });
-    add(`a ${name(t)} on a ${bgs[i % 3]} background`, { category: "colors", thing: t }, bgs[i % 3], true);
+    add(article(name(t)), { category: "colors", thing: t });
+    add(`${article(name(t))} on a ${bgs[i % 3]} background`, { category: "colors", thing: t }, bgs[i % 3], true);
   });
   pairs.forEach((t, i) => {
     if (t.kind !== "shape") return;
@@ -41,7 +41,7 @@ export function evalPrompts(set: PromptSet = "heldout"): EvalPrompt[] {
     for (const k of [1, 3]) {
       const b = pairs[(i + k) % pairs.length];
       const r = relations[(i + k) % 4];
-      add(`a ${name(a)} ${phrase(r)} a ${name(b)}`, { category: "positional", a, b, relation: r });
+      add(`${article(name(a))} ${phrase(r)} ${article(name(b))}`, { category: "positional", a, b, relation: r });
     }
   });
   (set === "heldout" ? heldOutWords : seenWords).forEach((w) => add(`a sign that says ${w}`, { category: "text", word: w }));
