@@ -3,6 +3,18 @@ import assert from "node:assert/strict";
 import { heldOutPairs, heldOutWords, randomScene, renderScene, signWords, type Relation, type Scene } from "../data/scenes.js";
 import { judge, readSign } from "./oracle.js";
 import { evalPrompts } from "./prompts.js";
+import { Rng } from "../util/rng.js";
+
+/** A 128 px render box-blurred (3x3), scaled towards black by `tint` and given Gaussian noise: a generated image's flaws. */
+function degrade(img: Float32Array, S: number, tint: number, noise: number, rng: Rng): Float32Array {
+  const n = S * S, out = new Float32Array(img.length), z = rng.normal(img.length);
+  for (let c = 0; c < 3; c++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
+    let acc = 0;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) acc += img[c * n + Math.min(S - 1, Math.max(0, y + dy)) * S + Math.min(S - 1, Math.max(0, x + dx))];
+    out[c * n + y * S + x] = (acc / 9 + 1) * tint - 1 + noise * z[c * n + y * S + x];
+  }
+  return out;
+}
 
 test("oracle: at least 95% per attribute on ground-truth 128 px renders", () => {
   const acc: Record<string, [number, number]> = {};
@@ -48,6 +60,34 @@ test("oracle: reads sign words back, and finds no sign in a blank image", () => 
   s.sign = { word: "QUIZ", x: 0.5, y: 0.5, cell: 4 };
   assert.equal(readSign(renderScene(s, 128), 128), "QUIZ");
   assert.throws(() => judge(new Float32Array(10), 128, s), /3x128x128/);
+});
+
+test("oracle: reads every sign word through blur, a darker tint and noise, and does not read words into random marks", () => {
+  const rng = new Rng(5), S = 128;
+  const words = [...signWords, ...heldOutWords];
+  const sceneOf = (word: string, i: number) => {
+    const s = randomScene(0, i);
+    s.items = [];
+    const [hw, hh] = [((word.length * 6 - 1 + 4) * 4) / (2 * S), (11 * 4) / (2 * S)]; // half the sign's size, as a share of the image
+    s.sign = { word, x: hw + 0.01 + (1 - 2 * hw - 0.02) * (((i * 7) % 10) / 9), y: hh + 0.01 + (1 - 2 * hh - 0.02) * (((i * 3) % 10) / 9), cell: 4 };
+    return s;
+  };
+  for (const [tint, noise] of [[1, 0], [0.9, 0], [0.92, 0.05]]) {
+    const misread = words.filter((w, i) => readSign(degrade(renderScene(sceneOf(w, i), S), S, tint, noise, rng), S) !== w);
+    assert.ok(misread.length <= 1, `tint ${tint}, noise ${noise}: misread ${misread.join(", ")}`);
+  }
+  // A sign of random marks: never read as the word asked for.
+  let hits = 0;
+  for (let i = 0; i < 40; i++) {
+    const s = sceneOf("ZZZ", i), img = renderScene(s, S), n = S * S;
+    const cx = Math.round(s.sign!.x * S), cy = Math.round(s.sign!.y * S);
+    for (let y = cy - 14; y < cy + 14; y++) for (let x = cx - 34; x < cx + 34; x++) {
+      const v = rng.uniform(1)[0] < 0.4 ? -0.9 : 0.9;
+      for (let c = 0; c < 3; c++) img[c * n + y * S + x] = v;
+    }
+    if (readSign(img, S) === heldOutWords[i % heldOutWords.length]) hits++;
+  }
+  assert.equal(hits, 0);
 });
 
 test("eval prompts: fixed, unique, and covering the four scored categories", () => {

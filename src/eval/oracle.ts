@@ -176,45 +176,82 @@ function blobFrom(members: number[], size: number, rgb: Float32Array[], bg: RGB)
   const use = far.length >= 3 ? far : members;
   const color = [0, 1, 2].map((c) => median(use.map((k) => rgb[c][k]))) as RGB;
   const area = members.length, box = { x0, y0, x1, y1 };
-  const signLike = members.filter((k) => dist2([rgb[0][k], rgb[1][k], rgb[2][k]], signColor) < 0.02).length;
-  const isSign = signLike > 0.4 * (x1 - x0 + 1) * (y1 - y0 + 1) && x1 - x0 > y1 - y0;
+  // A sign: wider than tall, and mostly sign-coloured (within a tint, so a generated sign counts).
+  const signLike = members.filter((k) => dist2([rgb[0][k], rgb[1][k], rgb[2][k]], signColor) < 0.05).length;
+  const isSign = signLike > 0.35 * (x1 - x0 + 1) * (y1 - y0 + 1) && x1 - x0 > y1 - y0;
   const aspect = (x1 - x0 + 1) / (y1 - y0 + 1);
   const { thing, distance } = members.length ? classify(cropResize(rgb, size, box), color, bg, aspect) : { thing: { kind: "shape", shape: "circle", color: "red" } as Thing, distance: Infinity };
   return { area, cx: sx / Math.max(1, area) / size, cy: sy / Math.max(1, area) / size, x0, y0, x1, y1, color, thing, distance, isSign };
 }
 
-/** Reads the block-letter word on the largest sign blob, or null when there is no sign. */
+/**
+ * Reads the block-letter word on the largest sign blob, or null when there is no sign. Every glyph of the
+ * font spans all 5 x 7 of its cells, so the ink's bounding box is exactly the word's: its height gives the
+ * cell size and its width the letter count. Locating the word by its ink rather than by the sign's edges
+ * keeps the reading right when a generated sign is blurred, haloed or a pixel off; the ink threshold sits
+ * half-way between the sign's own brightness and black, so a tinted sign reads as well as a clean one.
+ */
 export function readSign(image: Float32Array, size: number, analysis = analyze(image, size)): string | null {
   const signs = analysis.blobs.filter((b) => b.isSign).sort((a, b) => b.area - a.area);
   if (signs.length === 0) return null;
   const s = signs[0], n = size * size;
   const luma = (k: number) => (0.3 * (image[k] + 1) + 0.59 * (image[n + k] + 1) + 0.11 * (image[2 * n + k] + 1)) / 2;
-  // The sign is 11 cells tall with a 2-cell margin; its word is (letters * 6 - 1) cells wide.
-  const cell = (s.y1 - s.y0 + 1) / (glyphHeight + 4);
-  const letters = Math.max(1, Math.round(((s.x1 - s.x0 + 1) / cell - 4 + 1) / (glyphWidth + 1)));
-  let word = "";
-  for (let l = 0; l < letters; l++) {
-    const cells = new Uint8Array(glyphWidth * glyphHeight);
-    for (let r = 0; r < glyphHeight; r++) for (let c = 0; c < glyphWidth; c++) {
-      const [cx, cy] = [s.x0 + (2 + l * (glyphWidth + 1) + c + 0.5) * cell, s.y0 + (2 + r + 0.5) * cell];
-      let ink = 0, cnt = 0;
-      const h = Math.max(0, Math.floor(cell / 4));
-      for (let y = Math.floor(cy) - h; y <= Math.floor(cy) + h; y++) for (let x = Math.floor(cx) - h; x <= Math.floor(cx) + h; x++) {
-        if (y < 0 || x < 0 || y >= size || x >= size) continue;
-        ink += luma(y * size + x) < 0.45 ? 1 : 0;
-        cnt++;
-      }
-      cells[r * glyphWidth + c] = ink * 2 > cnt ? 1 : 0;
-    }
-    let best = "?", bestD = Infinity;
-    for (const ch of fontLetters) {
-      let d = 0;
-      for (let k = 0; k < cells.length; k++) d += cells[k] !== glyphs[ch][k] ? 1 : 0;
-      if (d < bestD) [best, bestD] = [ch, d];
-    }
-    word += best;
+  // The sign is glyphHeight + 4 cells tall; look for ink a cell inside its edges, away from any dark rim.
+  const edge = Math.max(1, Math.round((s.y1 - s.y0 + 1) / (glyphHeight + 4)));
+  const [bx0, by0, bx1, by1] = [s.x0 + edge, s.y0 + edge, s.x1 - edge, s.y1 - edge];
+  if (bx1 - bx0 < glyphWidth || by1 - by0 < glyphHeight) return null;
+  const inside: number[] = [];
+  for (let y = by0; y <= by1; y++) for (let x = bx0; x <= bx1; x++) inside.push(luma(y * size + x));
+  const paper = median(inside.filter((v) => v >= median(inside)));
+  const thr = paper / 2;
+  const ink = (x: number, y: number) => (x >= 0 && y >= 0 && x < size && y < size && luma(y * size + x) < thr ? 1 : 0);
+  // Rows and columns holding at least half a cell of ink bound the word (a stray dark pixel does not).
+  const minInk = Math.max(1, edge / 2);
+  const rows: number[] = [], cols: number[] = [];
+  for (let y = by0; y <= by1; y++) {
+    let c = 0;
+    for (let x = bx0; x <= bx1; x++) c += ink(x, y);
+    if (c >= minInk) rows.push(y);
   }
-  return word;
+  for (let x = bx0; x <= bx1; x++) {
+    let c = 0;
+    for (let y = by0; y <= by1; y++) c += ink(x, y);
+    if (c >= minInk) cols.push(x);
+  }
+  if (rows.length === 0 || cols.length === 0) return "";
+  const [ix0, ix1, iy0, iy1] = [cols[0], cols[cols.length - 1], rows[0], rows[rows.length - 1]];
+  // Blur widens the ink box by up to a pixel a side: read with each trim and keep the best-fitting reading.
+  let best = { word: "", distance: Infinity };
+  for (const tx of [0, 1]) for (const ty of [0, 1]) {
+    const [x0, x1, y0, y1] = [ix0 + tx, ix1 - tx, iy0 + ty, iy1 - ty];
+    const cellY = (y1 - y0 + 1) / glyphHeight;
+    const letters = Math.max(1, Math.round(((x1 - x0 + 1) / cellY + 1) / (glyphWidth + 1)));
+    const cellX = (x1 - x0 + 1) / (letters * (glyphWidth + 1) - 1);
+    let word = "", distance = 0;
+    for (let l = 0; l < letters; l++) {
+      const cells = new Uint8Array(glyphWidth * glyphHeight);
+      for (let r = 0; r < glyphHeight; r++) for (let c = 0; c < glyphWidth; c++) {
+        const [cx, cy] = [x0 + (l * (glyphWidth + 1) + c + 0.5) * cellX, y0 + (r + 0.5) * cellY];
+        const [hx, hy] = [Math.max(0, Math.floor(cellX / 4)), Math.max(0, Math.floor(cellY / 4))];
+        let inked = 0, cnt = 0;
+        for (let y = Math.floor(cy) - hy; y <= Math.floor(cy) + hy; y++) for (let x = Math.floor(cx) - hx; x <= Math.floor(cx) + hx; x++) {
+          inked += ink(x, y);
+          cnt++;
+        }
+        cells[r * glyphWidth + c] = inked * 2 > cnt ? 1 : 0;
+      }
+      let ch = "?", d = Infinity;
+      for (const f of fontLetters) {
+        let e = 0;
+        for (let k = 0; k < cells.length; k++) e += cells[k] !== glyphs[f][k] ? 1 : 0;
+        if (e < d) [ch, d] = [f, e];
+      }
+      word += ch;
+      distance += d;
+    }
+    if (distance / letters < best.distance) best = { word, distance: distance / letters };
+  }
+  return best.word;
 }
 
 const matches = (blob: Blob, t: Thing) =>
