@@ -60,7 +60,7 @@ for (const [i, st] of cfg.stages.entries()) {
   }
   cards.push({ steps: ordered.length, configured: st.steps, from, lossStart: s.lossStart, lossEnd: s.lossEnd, log: thinned });
 }
-await saveCascade(to, { class: "T5TextEncoder", type: "t5", path: relative(process.cwd(), cfg.textEncoder.path), maxLength: cfg.textEncoder.maxLength }, stages, "F16");
+await saveCascade(to, { class: "T5TextEncoder", type: "t5", path: relative(process.cwd(), cfg.textEncoder.path), maxLength: cfg.textEncoder.maxLength, ...(cfg.textEncoder.spellCapitals ? { spellCapitals: true } : {}) }, stages, "F16", cfg.sampling);
 for (const [i, c] of cards.entries()) {
   await writeFile(join(to, `stage_${i}`, "training.json"), JSON.stringify({ steps: c.steps, lossStart: c.lossStart, lossEnd: c.lossEnd, configuredSteps: c.configured, weightsFrom: c.from, lossCurve: c.log }, null, 1) + "\n");
   console.log(`stage ${i}: ${c.steps}/${c.configured} steps, ${c.from}, loss ${c.lossStart.toFixed(4)} -> ${c.lossEnd.toFixed(4)}`);

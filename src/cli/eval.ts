@@ -11,7 +11,7 @@ import { judge, type AttributeResult } from "../eval/oracle.js";
 import { evalPrompts, promptSets, type PromptSet } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultAugLevel, defaultModelDir } from "./default-model.js";
-import { parseSampler, parseThresholding } from "./generate.js";
+import { parseSampler, parseThresholding, thresholdingFor } from "./generate.js";
 import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
 export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }
@@ -39,13 +39,14 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const augLevel = Number(f.augLevel ?? defaultAugLevel);
   if (!(augLevel >= 0 && augLevel <= 1) || f.augLevel?.trim() === "") throw new ValueError(`--aug-level: expected a number from 0 to 1, got "${f.augLevel}"`);
   const sampler = parseSampler(f.sampler ?? "dpmpp2m");
-  const thresholdingText = f.thresholding ?? "dynamic";
-  const thresholding = parseThresholding(thresholdingText);
+  if (f.thresholding !== undefined) parseThresholding(f.thresholding); // a bad flag fails before the model loads
   const promptSet = (f.prompts ?? "heldout") as PromptSet;
   if (!promptSets.includes(promptSet)) throw new ValueError(`--prompts: expected one of ${promptSets.join(", ")}, got "${f.prompts}"`);
   let prompts = evalPrompts(promptSet);
   if (f.limit !== undefined) prompts = prompts.slice(0, positiveInt("limit", f.limit, prompts.length));
   const loaded = await loadCascade(model);
+  const thresholdingText = thresholdingFor(f.thresholding, loaded.sampling);
+  const thresholding = parseThresholding(thresholdingText);
   const stage = f.stage === undefined ? loaded.stages.length - 1 : f.stage.trim() === "" ? NaN : Number(f.stage);
   if (!Number.isInteger(stage) || stage < 0 || stage >= loaded.stages.length) {
     throw new ValueError(`--stage: expected an integer from 0 to ${loaded.stages.length - 1} (the model has ${loaded.stages.length} stages), got "${f.stage}"`);
@@ -94,7 +95,7 @@ export function registerEval(program: Command): void {
     .option("--guidance <w>", "classifier-free guidance weight", "4")
     .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
     .option("--sampler <name>", `one of ${samplerNames.join(", ")} (as imagen generate)`, "dpmpp2m")
-    .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (as imagen generate)", "dynamic")
+    .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (as imagen generate; default: the model's recommendation, else dynamic)")
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages (as imagen generate)", String(defaultAugLevel))
     .option("--prompts <set>", `prompt set: heldout (new colour/shape pairs and sign words; the scored one) or seen (pairs and words training shows)`, "heldout")
     .option("--limit <n>", "only the first n prompts")

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../util/rng.js";
 import { UNet, type UNetConfig } from "../models/unet.js";
-import { saveCascade, loadCascade, ModelFolderError } from "../pipeline/model-folder.js";
+import { saveCascade, loadCascade, ModelFolderError, type SamplingDefaults } from "../pipeline/model-folder.js";
 import { decodePng } from "../data/png.js";
 import { runGenerate, type GenerateFlags } from "./generate.js";
 
@@ -14,12 +14,12 @@ const base: UNetConfig = {
   headDim: 8, textDim: 8, textAttention: "concat", selfAttention: true, textPooling: "attention", efficient: false, lowResCond: false, dropout: 0,
 };
 
-async function tinyModel(): Promise<string> {
+async function tinyModel(sampling: SamplingDefaults = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "imagen-model-"));
   await saveCascade(dir, { class: "WordEncoder", dim: 8, maxLength: 6, seed: 0 }, [
     { unet: new UNet(base, new Rng(1)), parameterization: "eps", schedule: "cosine" },
     { unet: new UNet({ ...base, imageSize: 16, efficient: true, lowResCond: true }, new Rng(2)), parameterization: "v", schedule: "linear" },
-  ], "F16");
+  ], "F16", sampling);
   return dir;
 }
 
@@ -42,6 +42,35 @@ test("generate writes PNGs with A1111-style parameters; the same seed gives the 
   assert.notDeepEqual(await readFile(c[0]), pa);
   await rm(out, { recursive: true });
   await rm(model, { recursive: true });
+});
+
+test("a model folder's recommended thresholding applies when --thresholding is not given; the flag overrides it", async () => {
+  const model = await tinyModel({ thresholding: "static" });
+  const out = await mkdtemp(join(tmpdir(), "imagen-out-"));
+  try {
+    assert.deepEqual((await loadCascade(model)).sampling, { thresholding: "static" });
+    const text = async (dir: string, extra: Partial<GenerateFlags>) => decodePng(await readFile((await runGenerate("a red square", flags(model, join(out, dir), extra)))[0])).text.parameters;
+    const [byModel, asked, explicitStatic] = [await text("m", { thresholding: undefined }), await text("d", { thresholding: "dynamic" }), await text("s", { thresholding: "static" })];
+    assert.match(byModel, /Thresholding: static/);
+    assert.match(asked, /Thresholding: dynamic/);
+    assert.equal(byModel, explicitStatic);
+    assert.deepEqual(await readFile(join(out, "m", "5-0.png")), await readFile(join(out, "s", "5-0.png")));
+    assert.notDeepEqual(await readFile(join(out, "m", "5-0.png")), await readFile(join(out, "d", "5-0.png")));
+    // Without a recommendation, Imagen's dynamic thresholding.
+    const plain = await tinyModel();
+    assert.match(decodePng(await readFile((await runGenerate("a red square", flags(plain, join(out, "p"), { thresholding: undefined })))[0])).text.parameters, /Thresholding: dynamic/);
+    assert.deepEqual((await loadCascade(plain)).sampling, {});
+    await rm(plain, { recursive: true });
+    // A bad recommendation is refused naming the file and field.
+    const index = JSON.parse(await readFile(join(model, "model_index.json"), "utf8"));
+    await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { thresholding: "hard" } }));
+    await assert.rejects(loadCascade(model), (e: Error) => e instanceof ModelFolderError && /model_index\.json sampling\.thresholding: expected none, static, dynamic or dynamic:P .*got "hard"/.test(e.message));
+    await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { steps: 3 } }));
+    await assert.rejects(loadCascade(model), /model_index\.json sampling: unknown setting "steps"/);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+    await rm(model, { recursive: true, force: true });
+  }
 });
 
 test("generate refuses bad input with the flag and the valid range", async () => {

@@ -6,9 +6,9 @@ import type { Command } from "commander";
 import { ValueError } from "../util/errors.js";
 import { imageToPng } from "../data/png.js";
 import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
-import type { Thresholding } from "../diffusion/guidance.js";
+import { parseThresholding } from "../diffusion/guidance.js";
 import { Cascade } from "../pipeline/cascade.js";
-import { loadCascade } from "../pipeline/model-folder.js";
+import { loadCascade, type SamplingDefaults } from "../pipeline/model-folder.js";
 import { progressReporter } from "./progress.js";
 import { trainingWarnings } from "./train.js";
 import { cachedEncoder } from "../text/embedding-cache.js";
@@ -17,7 +17,7 @@ import { defaultAugLevel, defaultModelDir } from "./default-model.js";
 export interface GenerateFlags {
   /** Model folder; default: the shipped cascade (models/default). */
   model?: string; steps?: string; guidance: string; seed: string; negative?: string; sampler: string;
-  thresholding: string; augLevel: string; batch: string; out: string; json?: boolean;
+  thresholding?: string; augLevel: string; batch: string; out: string; json?: boolean;
   /** A folder for the on-disk text-embedding cache (shared with `imagen train`'s). */
   textCache?: string;
 }
@@ -33,12 +33,10 @@ export function parseSampler(v: string): SamplerName {
   return v as SamplerName;
 }
 
-export function parseThresholding(v: string): Thresholding {
-  if (v === "none" || v === "static") return { kind: v };
-  const m = /^dynamic(?::(\d+(?:\.\d+)?))?$/.exec(v);
-  if (m) return { kind: "dynamic", percentile: m[1] ? Number(m[1]) : 99.5 };
-  throw new ValueError(`--thresholding: expected none, static, dynamic or dynamic:P (e.g. dynamic:99.5), got "${v}"`);
-}
+export { parseThresholding };
+
+/** The thresholding a run uses: the flag, else the model folder's recommendation, else Imagen's dynamic. */
+export const thresholdingFor = (flag: string | undefined, sampling: SamplingDefaults) => flag ?? sampling.thresholding ?? "dynamic";
 
 /** A1111-style parameters text: prompt, negative prompt, then "Key: value" pairs. */
 export function parametersText(prompt: string, p: Record<string, string | number>, negative?: string): string {
@@ -54,9 +52,11 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
   const batch = num("batch", f.batch, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer from 1 to 64");
   const augLevel = num("aug-level", f.augLevel, (n) => n >= 0 && n <= 1, "a number from 0 to 1");
   const steps = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
-  const thresholding = parseThresholding(f.thresholding);
+  if (f.thresholding !== undefined) parseThresholding(f.thresholding); // a bad flag fails before the model loads
   const model = f.model ?? defaultModelDir();
   const loaded = await loadCascade(model);
+  const thresholdingText = thresholdingFor(f.thresholding, loaded.sampling);
+  const thresholding = parseThresholding(thresholdingText);
   const stages = loaded.stages;
   const encoder = f.textCache ? cachedEncoder(loaded.encoder, f.textCache, (m) => process.stderr.write(`warning: ${m}\n`)) : loaded.encoder;
   for (const w of await trainingWarnings(model)) process.stderr.write(`warning: ${w}\n`);
@@ -76,7 +76,7 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
     for (let i = 0; i < batch; i++) {
       const text = parametersText(prompt, {
         Steps: steps ?? "default", Sampler: sampler, "CFG scale": guidance, Seed: seed, "Batch index": i, Size: `${S}x${S}`,
-        Thresholding: f.thresholding, "Aug level": augLevel, Model: f.model ?? "default",
+        Thresholding: thresholdingText, "Aug level": augLevel, Model: f.model ?? "default",
       }, f.negative);
       const file = join(f.out, `${seed}-${i}.png`);
       await writeFile(file, imageToPng(last.images.subarray(i * per, (i + 1) * per), S, S, { parameters: text }));
@@ -99,7 +99,7 @@ export function registerGenerate(program: Command): void {
     .option("--seed <n>", "random seed; the same seed gives the same bytes", "0")
     .option("--negative <text>", "negative prompt (replaces the empty condition in guidance)")
     .option("--sampler <name>", `one of ${samplerNames.join(", ")}`, "dpmpp2m")
-    .option("--thresholding <kind>", "none, static, dynamic or dynamic:P", "dynamic")
+    .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (default: the model's recommendation, else dynamic)")
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages", String(defaultAugLevel))
     .option("--batch <n>", "images to make", "1")
     .option("--out <dir>", "output folder", "outputs")

@@ -196,7 +196,7 @@ async function assembleModel(cfg: TrainConfig): Promise<string | null> {
     stages.push({ unet, parameterization: st.parameterization, schedule: st.schedule });
   }
   const modelDir = join(cfg.output, "model");
-  await saveCascade(modelDir, encoderConfig(cfg), stages, "F16");
+  await saveCascade(modelDir, encoderConfig(cfg), stages, "F16", cfg.sampling);
   for (const i of cfg.stages.keys()) {
     await writeFile(join(modelDir, `stage_${i}`, "training.json"), await readFile(join(cfg.output, `stage_${i}`, "summary.json")));
   }

@@ -13,6 +13,14 @@ export function guide(cond: Float32Array, uncond: Float32Array, w: number): Floa
 
 export type Thresholding = { kind: "none" } | { kind: "static" } | { kind: "dynamic"; percentile?: number };
 
+/** Parses "none", "static", "dynamic" or "dynamic:P"; `what` names the setting in the error. */
+export function parseThresholding(v: string, what = "--thresholding"): Thresholding {
+  if (v === "none" || v === "static") return { kind: v };
+  const m = /^dynamic(?::(\d+(?:\.\d+)?))?$/.exec(v);
+  if (m) return { kind: "dynamic", percentile: m[1] ? Number(m[1]) : 99.5 };
+  throw new ValueError(`${what}: expected none, static, dynamic or dynamic:P (e.g. dynamic:99.5), got ${JSON.stringify(v)}`);
+}
+
 /** Per-sample percentile of |x| (linear interpolation between order statistics, as numpy's default). */
 export function absPercentile(values: Float32Array, p: number): number {
   const a = Float64Array.from(values, Math.abs).sort();

@@ -14,6 +14,7 @@ import type { TextEncoder } from "../text/encoder.js";
 import { parameterizations, type Parameterization } from "../train/objective.js";
 import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
 import type { StageSpec } from "./stage-denoiser.js";
+import { parseThresholding } from "../diffusion/guidance.js";
 
 export class ModelFolderError extends ImagenError {}
 
@@ -51,7 +52,10 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
 }
 
 /** Saves the encoder config and every stage (weights as fp32 or fp16). */
-export async function saveCascade(dir: string, encoder: EncoderConfig, stages: StageSpec[], dtype: "F32" | "F16" = "F32"): Promise<void> {
+/** Sampling settings a model recommends (model_index.json "sampling"), used where the user sets none. */
+export interface SamplingDefaults { thresholding?: string }
+
+export async function saveCascade(dir: string, encoder: EncoderConfig, stages: StageSpec[], dtype: "F32" | "F16" = "F32", sampling: SamplingDefaults = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   await mkdir(join(dir, "text_encoder"), { recursive: true });
   await writeJson(join(dir, "text_encoder", "config.json"), await placeEncoder(join(dir, "text_encoder"), encoder));
@@ -64,7 +68,8 @@ export async function saveCascade(dir: string, encoder: EncoderConfig, stages: S
     const tensors = new Map([...s.unet.namedParameters()].map(([n, p]) => [n, { dtype, shape: [...p.shape], data: fromFloat32(p.data, dtype) }]));
     await saveSafetensors(join(sub, "model.safetensors"), tensors, { format: "imagen-ts", class: "UNet" });
   }
-  await writeJson(join(dir, "model_index.json"), { _class_name: "ImagenCascade", version: FORMAT_VERSION, text_encoder: "text_encoder", stages: names });
+  const index = { _class_name: "ImagenCascade", version: FORMAT_VERSION, text_encoder: "text_encoder", stages: names };
+  await writeJson(join(dir, "model_index.json"), Object.keys(sampling).length ? { ...index, sampling } : index);
 }
 
 /** Embeds (copies) or re-points a T5 folder for a cascade's text_encoder folder; returns the config to write. */
@@ -109,7 +114,24 @@ function field<T>(obj: Record<string, unknown>, key: string, ok: (v: unknown) =>
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const isStrArr = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string" && /^[\w.-]+$/.test(s));
 
-export interface LoadedCascade { encoder: TextEncoder; stages: StageSpec[] }
+export interface LoadedCascade { encoder: TextEncoder; stages: StageSpec[]; sampling: SamplingDefaults }
+
+/** model_index.json's optional "sampling" block, checked. */
+export function checkSampling(v: unknown, what: string): SamplingDefaults {
+  if (v === undefined) return {};
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ModelFolderError(`${what}: expected an object like {"thresholding": "static"}, got ${JSON.stringify(v)}`);
+  const { thresholding, ...rest } = v as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length) throw new ModelFolderError(`${what}: unknown setting ${JSON.stringify(unknown[0])}; the settings are: thresholding`);
+  if (thresholding === undefined) return {};
+  if (typeof thresholding !== "string") throw new ModelFolderError(`${what}.thresholding: expected none, static, dynamic or dynamic:P, got ${JSON.stringify(thresholding)}`);
+  try {
+    parseThresholding(thresholding, `${what}.thresholding`);
+  } catch (e) {
+    throw new ModelFolderError((e as Error).message);
+  }
+  return { thresholding };
+}
 
 /** Loads and validates a model folder; every problem names the file, the field and the valid choices. */
 export async function loadCascade(dir: string): Promise<LoadedCascade> {
@@ -118,6 +140,7 @@ export async function loadCascade(dir: string): Promise<LoadedCascade> {
   if (version > FORMAT_VERSION) throw new ModelFolderError(`model_index.json: version ${version} is newer than this imagen-ts (${FORMAT_VERSION}); upgrade imagen-ts`);
   const stageNames = field(index, "stages", isStrArr, "model_index.json", "a list of sub-folder names");
   const encName = field(index, "text_encoder", (v): v is string => typeof v === "string" && /^[\w.-]+$/.test(v), "model_index.json", "a sub-folder name");
+  const sampling = checkSampling(index.sampling, "model_index.json sampling");
   const enc = await readJson(join(dir, encName, "config.json"), "text encoder");
   const encoder = await loadEncoder(join(dir, encName), enc);
   const stages: StageSpec[] = [];
@@ -144,5 +167,5 @@ export async function loadCascade(dir: string): Promise<LoadedCascade> {
     stages.push({ unet, parameterization: param, schedule });
   }
   if (stages.length === 0) throw new ValueError("model_index.json: stages is empty; a cascade needs at least a base stage");
-  return { encoder, stages };
+  return { encoder, stages, sampling };
 }

@@ -9,6 +9,7 @@ import { parameterizations, type Parameterization } from "./objective.js";
 import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
 import { lrSchedules, type LrScheduleName } from "./lr.js";
 import { kindShares, type SceneKind } from "../data/scenes.js";
+import { checkSampling, type SamplingDefaults } from "../pipeline/model-folder.js";
 
 export class TrainConfigError extends ImagenError {}
 
@@ -30,7 +31,11 @@ export interface StageTrainSpec {
   checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
 }
 
-export interface TrainConfig { file: string; output: string; seed: number; textEncoder: EncoderSpec; dataset: DatasetSpec; stages: StageTrainSpec[] }
+export interface TrainConfig {
+  file: string; output: string; seed: number; textEncoder: EncoderSpec; dataset: DatasetSpec; stages: StageTrainSpec[];
+  /** Sampling settings the trained model recommends (written to its model_index.json). */
+  sampling: SamplingDefaults;
+}
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -155,5 +160,11 @@ export function parseTrainConfig(file: string): TrainConfig {
       throw bad(`stages[${i}].unet.imageSize`, `a multiple of stage ${i - 1}'s ${stages[i - 1].unet.imageSize}`, s.unet.imageSize);
     }
   });
-  return { file, output: path(raw.output), seed, textEncoder, dataset, stages };
+  let sampling: SamplingDefaults;
+  try {
+    sampling = checkSampling(raw.sampling, "sampling");
+  } catch (e) {
+    throw new TrainConfigError(`train config ${file}: ${(e as Error).message}`);
+  }
+  return { file, output: path(raw.output), seed, textEncoder, dataset, stages, sampling };
 }
