@@ -11,7 +11,8 @@ import { judge, type AttributeResult } from "../eval/oracle.js";
 import { evalPrompts, promptSets, type PromptSet } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultAugLevel, defaultModelDir } from "./default-model.js";
-import { parseSampler, parseThresholding, thresholdingFor } from "./generate.js";
+import { parseSampler, thresholdingFor } from "./generate.js";
+import { parseThresholding } from "../diffusion/guidance.js";
 import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
 export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }

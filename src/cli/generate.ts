@@ -33,8 +33,6 @@ export function parseSampler(v: string): SamplerName {
   return v as SamplerName;
 }
 
-export { parseThresholding };
-
 /** The thresholding a run uses: the flag, else the model folder's recommendation, else Imagen's dynamic. */
 export const thresholdingFor = (flag: string | undefined, sampling: SamplingDefaults) => flag ?? sampling.thresholding ?? "dynamic";
 

@@ -51,10 +51,10 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
   }
 }
 
-/** Saves the encoder config and every stage (weights as fp32 or fp16). */
 /** Sampling settings a model recommends (model_index.json "sampling"), used where the user sets none. */
 export interface SamplingDefaults { thresholding?: string }
 
+/** Saves the encoder config, every stage (weights as fp32 or fp16) and the recommended sampling settings. */
 export async function saveCascade(dir: string, encoder: EncoderConfig, stages: StageSpec[], dtype: "F32" | "F16" = "F32", sampling: SamplingDefaults = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   await mkdir(join(dir, "text_encoder"), { recursive: true });
