@@ -162,6 +162,9 @@ export async function stageUNetConfig(cfg: TrainConfig, n: number, from?: { enco
  * Fine-tuning's starting point: a .safetensors file (e.g. a stage's final.safetensors) or a model folder's
  * stage folder (its model.safetensors), any float dtype, whose tensors must match the stage's U-Net exactly.
  */
+/** An attention block's position projection (src/models/blocks.ts), e.g. down.1.attn.0.pos.weight. */
+const attnPositionKey = /(^|\.)attn(\.\d+)?\.pos\.weight$/;
+
 export async function loadInitWeights(unet: UNet, from: string, field: string): Promise<void> {
   let file = from;
   if (existsSync(from) && (await stat(from)).isDirectory()) file = join(from, "model.safetensors");
@@ -169,10 +172,15 @@ export async function loadInitWeights(unet: UNet, from: string, field: string): 
     throw new ValueError(`${field}: ${file} does not exist; give a .safetensors file or a model folder's stage folder (with model.safetensors), or remove the key to train from scratch`);
   }
   const weights = await float32StateDict(file);
-  // Weights trained without text layers start a U-Net with them: the new layers keep their
-  // initialisation, whose zero output projections leave the loaded network's function unchanged.
-  const addsTextLayers = unet.textLayers !== null && ![...weights.keys()].some((k) => k.startsWith(textLayersPrefix));
-  if (addsTextLayers) for (const [k, v] of unet.stateDict()) if (k.startsWith(textLayersPrefix)) weights.set(k, v);
+  // Weights trained without text layers (or attention positions) start a U-Net with them: the additions
+  // keep their initialisation, whose zero output projections leave the loaded network's function unchanged.
+  const additions: ((k: string) => boolean)[] = [];
+  if (unet.textLayers !== null) additions.push((k) => k.startsWith(textLayersPrefix));
+  if (unet.config.attnPositions) additions.push((k) => attnPositionKey.test(k));
+  for (const isAddition of additions) {
+    if ([...weights.keys()].some(isAddition)) continue;
+    for (const [k, v] of unet.stateDict()) if (isAddition(k)) weights.set(k, v);
+  }
   try {
     unet.loadStateDict(weights);
   } catch (e) {

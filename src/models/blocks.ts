@@ -1,6 +1,6 @@
 // U-Net building blocks (Imagen App. F / B.1): the ResNet block with scale-shift conditioning, the
 // attention block whose keys and values also see the text tokens, and resampling convolutions.
-import type { Rng } from "../util/rng.js";
+import { ZeroRng, type Rng } from "../util/rng.js";
 import { constant } from "../graph/build.js";
 import { multiHeadAttention, silu, upsampleNearest } from "../graph/composite.js";
 import { add, concat, expand, mul, reshape, split, transpose } from "../graph/ops-basic.js";
@@ -44,11 +44,40 @@ export interface AttnBlockOptions {
   text: TextAttention;
   /** Self-attention over the image tokens; off for the last SR stage, which keeps text cross-attention only. */
   selfAttention: boolean;
+  /**
+   * Add a learned projection of each image token's fixed 2-D position features (`positionFeatures`) to the
+   * attention inputs (queries, keys, values of the image tokens), so that a token knows where in the image it
+   * is; the projection starts at zero (the block then computes exactly what it does without it).
+   */
+  positions?: boolean;
+}
+
+/** Sine/cosine features per axis of each image token's centre, u in (-1, 1), at these frequencies (x pi). */
+const positionFrequencies = [0.5, 1, 2, 4];
+export const positionFeatureCount = 4 * positionFrequencies.length;
+
+/** [h * w, positionFeatureCount] position features of an h x w grid, row-major (y then x). */
+export function positionFeatures(h: number, w: number): Float32Array {
+  const out = new Float32Array(h * w * positionFeatureCount);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const base = (y * w + x) * positionFeatureCount;
+      const [uy, ux] = [(2 * (y + 0.5)) / h - 1, (2 * (x + 0.5)) / w - 1];
+      positionFrequencies.forEach((f, k) => {
+        out[base + 4 * k] = Math.sin(Math.PI * f * uy);
+        out[base + 4 * k + 1] = Math.cos(Math.PI * f * uy);
+        out[base + 4 * k + 2] = Math.sin(Math.PI * f * ux);
+        out[base + 4 * k + 3] = Math.cos(Math.PI * f * ux);
+      });
+    }
+  }
+  return out;
 }
 
 export class AttnBlock extends Module {
   readonly norm: GroupNorm | null; readonly qkv: Linear | null; readonly textKv: Linear | null; readonly out: Linear | null;
   readonly crossNorm: LayerNorm | null; readonly crossQ: Linear | null; readonly crossKv: Linear | null; readonly crossOut: Linear | null;
+  readonly pos: Linear | null;
   constructor(readonly ch: number, rng: Rng, readonly o: AttnBlockOptions) {
     super();
     const self = o.selfAttention;
@@ -62,6 +91,9 @@ export class AttnBlock extends Module {
     this.crossQ = cross ? this.addModule("cross_q", new Linear(ch, ch, rng)) : null;
     this.crossKv = cross ? this.addModule("cross_kv", new Linear(o.textDim, 2 * ch, rng)) : null;
     this.crossOut = cross ? this.addModule("cross_out", new Linear(ch, ch, rng)) : null;
+    // Zero weights drawn from no stream: blocks without positions initialise exactly as before.
+    this.pos = o.positions ? this.addModule("pos", new Linear(positionFeatureCount, ch, new ZeroRng(), { bias: false })) : null;
+    this.pos?.weight.data.fill(0);
   }
 
   /** x [B, C, H, W]; text [B, L, Dt] layer-normed; mask [B, L] 0/1. */
@@ -70,8 +102,10 @@ export class AttnBlock extends Module {
     const n = (h as number) * (w as number);
     const tokens = (t: Tensor) => transpose(reshape(t, [b, c, n]), [0, 2, 1]); // [B, N, C]
     let a = tokens(x);
+    const where = this.pos ? this.pos.call(constant(positionFeatures(h as number, w as number), [1, n, positionFeatureCount])) : null; // [1, N, C]
+    const placed = (t: Tensor) => (where ? add(t, where) : t);
     if (this.norm && this.qkv && this.out) {
-      let [q, k, v] = split(this.qkv.call(tokens(this.norm.call(x))), 2, [this.ch, this.ch, this.ch]);
+      let [q, k, v] = split(this.qkv.call(placed(tokens(this.norm.call(x)))), 2, [this.ch, this.ch, this.ch]);
       let bias: Tensor | undefined;
       if (this.textKv) {
         const [kt, vt] = split(this.textKv.call(text), 2, [this.ch, this.ch]); // [B, L, C]
@@ -84,7 +118,7 @@ export class AttnBlock extends Module {
     }
     if (this.crossNorm && this.crossQ && this.crossKv && this.crossOut) {
       const [k, v] = split(this.crossKv.call(text), 2, [this.ch, this.ch]);
-      const q = this.crossQ.call(this.crossNorm.call(a));
+      const q = this.crossQ.call(placed(this.crossNorm.call(a)));
       a = add(a, this.crossOut.call(multiHeadAttention(q, k, v, this.o.heads, keyMaskBias(mask))));
     }
     return reshape(transpose(a, [0, 2, 1]), [b, c, h, w]);

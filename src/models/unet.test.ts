@@ -9,6 +9,7 @@ import { compileGraph } from "../runtime/session.js";
 import type { HostTensor } from "../runtime/host.js";
 import { bindParameters } from "../nn/module.js";
 import { UNet, type UNetConfig } from "./unet.js";
+import { AttnBlock, positionFeatureCount, positionFeatures } from "./blocks.js";
 import { presetByName } from "./presets.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -124,6 +125,72 @@ test("text layers start as the identity (weights without them load unchanged) an
     await rm(dir, { recursive: true, force: true });
   }
   assert.throws(() => new UNet({ ...tinyBase, textLayers: 9 }, new Rng(0)), /UNet textLayers: expected an integer from 0 to 8/);
+});
+
+/** Gives the attention blocks' zero-initialised position projections random values. */
+function wakePositions(model: UNet, seed = 11): void {
+  const rng = new Rng(seed);
+  for (const [name, p] of model.namedParameters()) if (/attn(\.\d+)?\.pos\.weight$/.test(name)) p.data = rng.normal(p.data.length).map((v) => v * 0.5);
+}
+
+test("attention positions: gradients through them agree with finite differences and ORT (self and cross attention)", async () => {
+  await gradCheck({ ...tinyBase, attnPositions: true }, (m) => wakePositions(m));
+  await gradCheck({ ...tinySr, attnPositions: true }, (m) => wakePositions(m));
+});
+
+test("attention positions start at zero (weights without them load unchanged) and tell image tokens apart by place", async () => {
+  const rng = new Rng(5);
+  const B = 2, L = 4, D = tinyBase.textDim, S = tinyBase.imageSize;
+  const plain = new UNet(tinyBase, new Rng(6));
+  const placed = new UNet({ ...tinyBase, attnPositions: true }, new Rng(6));
+  // Same stream as without positions: every other weight initialises identically.
+  for (const [k, v] of plain.stateDict()) assert.deepEqual(placed.stateDict().get(k)?.data, v.data, k);
+  const dir = await mkdtemp(join(tmpdir(), "imagen-positions-"));
+  try {
+    const file = join(dir, "plain.safetensors");
+    await saveSafetensors(file, new Map([...plain.stateDict()].map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
+    const loaded = new UNet({ ...tinyBase, attnPositions: true }, new Rng(8));
+    await loadInitWeights(loaded, file, "stages[0].initFrom");
+    const x = rng.normal(B * 3 * S * S), text = rng.normal(B * L * D), mask = [1, 1, 1, 0, 1, 1, 1, 1];
+    const maxDiff = (a: ArrayLike<number>, c: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+    const p = forward(plain, x, text, mask, L);
+    assert.ok(maxDiff(forward(loaded, x, text, mask, L), p) < 1e-9, "zero-initialised positions change the output");
+    wakePositions(loaded);
+    assert.ok(maxDiff(forward(loaded, x, text, mask, L), p) > 1e-3, "awake positions leave the output unchanged");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => new UNet({ ...tinyBase, attnPositions: 1 as unknown as boolean }, new Rng(0)), /UNet attnPositions: expected true, false or no key/);
+});
+
+test("an attention block over a uniform image: the same output at every place without positions, different with them", () => {
+  const [B, C, H, W, L, D] = [1, 8, 4, 4, 3, 6];
+  const outputs = (positions: boolean) => {
+    const block = new AttnBlock(C, new Rng(3), { heads: 2, textDim: D, text: "concat", selfAttention: true, positions });
+    if (positions) block.pos?.weight.data.set(new Rng(4).normal(C * positionFeatureCount));
+    const ins = { x: input("x", [B, C, H, W]), text: input("text", [B, L, D]), mask: input("mask", [B, L]) };
+    const bound = bindParameters(block, "input");
+    const feeds: Record<string, NDArray> = {
+      x: nd([B, C, H, W], Array.from({ length: B * C * H * W }, (_, i) => 0.3 * (Math.floor(i / (H * W)) % 3) - 0.2)), // constant per channel
+      text: nd([B, L, D], new Rng(5).normal(B * L * D)), mask: nd([B, L], [1, 1, 1]),
+    };
+    for (const [name, p] of block.namedParameters()) feeds[name] = nd([...p.shape], p.data);
+    const out = block.call(ins.x, ins.text, ins.mask);
+    bound.release();
+    return evaluate([out], feeds)[0].data;
+  };
+  const spread = (y: ArrayLike<number>) => { // largest difference between two places, over channels
+    let m = 0;
+    for (let c = 0; c < C; c++) for (let i = 0; i < H * W; i++) m = Math.max(m, Math.abs(y[c * H * W + i] - y[c * H * W]));
+    return m;
+  };
+  assert.ok(spread(outputs(false)) < 1e-12, "without positions every place attends alike");
+  assert.ok(spread(outputs(true)) > 1e-3, "with positions, places differ");
+  // The features themselves: left and right (and top and bottom) halves are told apart by the lowest frequency.
+  const f = positionFeatures(2, 2);
+  assert.equal(f.length, 4 * positionFeatureCount);
+  assert.ok(f[2] < 0 && f[positionFeatureCount + 2] > 0, "sin(pi x / 2) is negative on the left, positive on the right");
+  assert.ok(f[0] < 0 && f[2 * positionFeatureCount] > 0, "sin(pi y / 2) is negative at the top, positive at the bottom");
 });
 
 test("U-Net configs are validated with the field and the valid range", () => {

@@ -42,6 +42,12 @@ export interface UNetConfig {
    * outputs; src/models/text-layers.ts), before pooling and attention. 0 or no key: none (Imagen).
    */
   textLayers?: number;
+  /**
+   * Attention blocks add a learned, zero-initialised projection of each image token's 2-D position
+   * (src/models/blocks.ts, `positions`), so that text about places ("to the left of") can bind to them.
+   * Off or no key: none (Imagen, where convolution padding is the only position signal).
+   */
+  attnPositions?: boolean;
   textAttention: TextAttention;
   selfAttention: boolean;
   textPooling: TextPooling;
@@ -70,6 +76,7 @@ export function checkUNetConfig(c: UNetConfig): void {
   }
   if (c.imageSize % 2 ** (levels - 1) !== 0) throw bad("imageSize", c.imageSize, `a multiple of ${2 ** (levels - 1)} for ${levels} levels`);
   if (c.textProjDim !== undefined && !(Number.isInteger(c.textProjDim) && c.textProjDim >= 1)) throw bad("textProjDim", c.textProjDim, "an integer >= 1, or no key");
+  if (c.attnPositions !== undefined && typeof c.attnPositions !== "boolean") throw bad("attnPositions", c.attnPositions, "true, false or no key");
   if (c.textLayers !== undefined && !(Number.isInteger(c.textLayers) && c.textLayers >= 0 && c.textLayers <= 8)) throw bad("textLayers", c.textLayers, "an integer from 0 to 8, or no key");
   if (c.textStats !== undefined) checkTextStats(c.textStats, c.textDim, "UNet textStats");
   if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
@@ -124,8 +131,9 @@ export class UNet extends Module {
     const ctxDim = c.textProjDim ?? c.textDim;
     this.textPool = this.addModule("text_pool", new TextPool(ctxDim, cond, c.textPooling, rng));
     this.convIn = this.addModule("conv_in", new Conv2d(c.inChannels * (c.lowResCond ? 2 : 1), c.channels, 3, rng, { padding: 1 }));
+    const attnOpts = { textDim: ctxDim, text: c.textAttention, selfAttention: c.selfAttention, positions: c.attnPositions === true };
     const attnAt = (l: number, width: number, name: string) => c.attnLevels.includes(l)
-      ? this.addModule(name, new AttnBlock(width, rng, { heads: heads(width, c.headDim), textDim: ctxDim, text: c.textAttention, selfAttention: c.selfAttention }))
+      ? this.addModule(name, new AttnBlock(width, rng, { ...attnOpts, heads: heads(width, c.headDim) }))
       : null;
 
     const skips: number[] = [c.channels];
@@ -151,7 +159,7 @@ export class UNet extends Module {
     const midAttn = c.selfAttention || c.textAttention !== "none";
     this.mid = {
       res1: this.addModule("mid.res1", new ResBlock(cur, cur, cond, rng, c.dropout)),
-      attn: midAttn ? this.addModule("mid.attn", new AttnBlock(cur, rng, { heads: heads(cur, c.headDim), textDim: ctxDim, text: c.textAttention, selfAttention: c.selfAttention })) : null,
+      attn: midAttn ? this.addModule("mid.attn", new AttnBlock(cur, rng, { ...attnOpts, heads: heads(cur, c.headDim) })) : null,
       res2: this.addModule("mid.res2", new ResBlock(cur, cur, cond, rng, c.dropout)),
     };
     if (c.efficient) skips.shift(); // the efficient layout has one skip per level, not one for conv_in
