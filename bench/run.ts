@@ -14,15 +14,10 @@ import {
 } from "./measure.js";
 import { forwardActivationBytes, measureTrainMemory } from "./memory.js";
 import { benchT5 } from "./t5.js";
+import { machinePeak } from "./peak.js";
 import type { BenchResult } from "./result.js";
 import { benchSampling } from "./sampling.js";
 
-/**
- * fp32 peak of the 2-core project machine in GFLOP/s, measured with an AVX2 FMA microbenchmark
- * (shared/reference/README.md, "Reference figures"); set IMAGEN_PEAK_GFLOPS on other machines.
- */
-const defaultPeakGflops = 200;
-const peakGflops = Number(process.env.IMAGEN_PEAK_GFLOPS ?? defaultPeakGflops);
 const parityTolerance = 1e-5;
 const sections = ["fwd", "train", "overhead", "memory", "t5", "sampling"] as const;
 type Section = (typeof sections)[number];
@@ -69,7 +64,7 @@ function printTable(results: readonly Result[]): void {
 }
 
 /** Throughput figures of one section: images/s, GFLOP/s and share of peak, ours against torch. */
-function throughput(prefix: string, batch: number, gflopPerBatch: number, ours: number[], torch: number[]): Result[] {
+function throughput(prefix: string, batch: number, gflopPerBatch: number, ours: number[], torch: number[], peakGflops: number): Result[] {
   const o = median(ours);
   const out: Result[] = [];
   const with3 = (name: string, unit: string, f: (s: number) => number): Result => {
@@ -89,8 +84,10 @@ async function main(): Promise<void> {
   const cfg = presets[o.preset];
   const torchWhy = torchUnavailable();
   const results: Result[] = [];
+  const peak = machinePeak(availableParallelism(), join(repoRoot, "bench", ".cache"), join(repoRoot, "bench"));
   log(`imagen-ts U-Net benchmark: preset ${o.preset}, batch ${o.batch}, ${o.rounds} rounds; ${availableParallelism()} cores `
-    + `(${cpus()[0]?.model ?? "unknown CPU"}); peak ${peakGflops} GFLOP/s${process.env.IMAGEN_PEAK_GFLOPS ? " (IMAGEN_PEAK_GFLOPS)" : ""}`);
+    + `(${cpus()[0]?.model ?? "unknown CPU"}); fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s (${peak.source})`);
+  results.push({ name: "machine.peakGflops", unit: "GFLOP/s", value: peak.gflops });
   if (torchWhy) log(`PyTorch baseline unavailable (${torchWhy}): ours only, no parity check`);
 
   const dir = join(repoRoot, "bench", ".cache", o.preset);
@@ -134,7 +131,7 @@ async function main(): Promise<void> {
         torchWhy ? null : () => torchRound(o.preset, "infer", o.batch, o.fwdIters), () => graph.run(feeds), log);
       torchRuns.infer = r.torchRuns;
       const c = cleanRounds(r, log);
-      results.push(...throughput("fwd", o.batch, fwdGflop * o.batch, c.ours, c.torch));
+      results.push(...throughput("fwd", o.batch, fwdGflop * o.batch, c.ours, c.torch, peak.gflops));
       results.push({ name: "fwd.contendedRounds", unit: "count", value: c.contended });
     }
     if (o.only.has("overhead")) {
@@ -161,7 +158,7 @@ async function main(): Promise<void> {
     log(`  our loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)} over ${losses.length} steps`);
     torchRuns.train = r.torchRuns;
     const c = cleanRounds(r, log);
-    results.push(...throughput("train", o.batch, 3 * fwdGflop * o.batch, c.ours, c.torch));
+    results.push(...throughput("train", o.batch, 3 * fwdGflop * o.batch, c.ours, c.torch, peak.gflops));
     results.push({ name: "train.contendedRounds", unit: "count", value: c.contended });
     step.dispose();
   }
