@@ -158,13 +158,14 @@ export async function stageUNetConfig(cfg: TrainConfig, n: number, from?: { enco
   return { ...st.unet, textStats: stats as TextStats };
 }
 
-/**
- * Fine-tuning's starting point: a .safetensors file (e.g. a stage's final.safetensors) or a model folder's
- * stage folder (its model.safetensors), any float dtype, whose tensors must match the stage's U-Net exactly.
- */
 /** An attention block's position projection (src/models/blocks.ts), e.g. down.1.attn.0.pos.weight. */
 const attnPositionKey = /(^|\.)attn(\.\d+)?\.pos\.weight$/;
 
+/**
+ * Fine-tuning's starting point: a .safetensors file (e.g. a stage's final.safetensors) or a model folder's
+ * stage folder (its model.safetensors), any float dtype, whose tensors must match the stage's U-Net exactly,
+ * except text layers or attention positions the file has none of, which keep their identity initialisation.
+ */
 export async function loadInitWeights(unet: UNet, from: string, field: string): Promise<void> {
   let file = from;
   if (existsSync(from) && (await stat(from)).isDirectory()) file = join(from, "model.safetensors");
