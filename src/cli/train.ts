@@ -100,7 +100,7 @@ export async function runTrain(f: TrainFlags): Promise<{ losses: number[]; model
     unet, encoder, dataset, lowResSize, steps: st.steps, stopAt, batch: st.batch, lr: st.lr, warmupSteps: st.warmupSteps, lrDecay: st.lrDecay,
     lrRestarts: st.lrRestarts, lrRestartScale: st.lrRestartScale,
     schedule: st.schedule, parameterization: st.parameterization, condDrop: st.condDrop, minSnrGamma: st.minSnrGamma, emaDecay: st.emaDecay,
-    clipNorm: st.clipNorm, weightDecay: st.weightDecay, cropSize: st.cropSize, seed: cfg.seed + 1000 * n, overfitOneBatch: f.overfitOneBatch,
+    clipNorm: st.clipNorm, weightDecay: st.weightDecay, lrScales: st.lrScales, cropSize: st.cropSize, seed: cfg.seed + 1000 * n, overfitOneBatch: f.overfitOneBatch,
     checkpointDir: join(dir, "checkpoints"), checkpointEvery: st.checkpointEvery, keep: st.keep,
     onLog: (r) => {
       firstStep ||= r.step;
@@ -164,7 +164,7 @@ const attnPositionKey = /(^|\.)attn(\.\d+)?\.pos\.weight$/;
 /**
  * Fine-tuning's starting point: a .safetensors file (e.g. a stage's final.safetensors) or a model folder's
  * stage folder (its model.safetensors), any float dtype, whose tensors must match the stage's U-Net exactly,
- * except text layers or attention positions the file has none of, which keep their identity initialisation.
+ * except text layers or attention or text positions the file has none of, which keep their identity initialisation.
  */
 export async function loadInitWeights(unet: UNet, from: string, field: string): Promise<void> {
   let file = from;
@@ -173,11 +173,12 @@ export async function loadInitWeights(unet: UNet, from: string, field: string): 
     throw new ValueError(`${field}: ${file} does not exist; give a .safetensors file or a model folder's stage folder (with model.safetensors), or remove the key to train from scratch`);
   }
   const weights = await float32StateDict(file);
-  // Weights trained without text layers (or attention positions) start a U-Net with them: the additions
+  // Weights trained without text layers (or attention or text positions) start a U-Net with them: the additions
   // keep their initialisation, whose zero output projections leave the loaded network's function unchanged.
   const additions: ((k: string) => boolean)[] = [];
   if (unet.textLayers !== null) additions.push((k) => k.startsWith(textLayersPrefix));
   if (unet.config.attnPositions) additions.push((k) => attnPositionKey.test(k));
+  if (unet.textPos !== null) additions.push((k) => k === "text_pos.weight");
   for (const isAddition of additions) {
     if ([...weights.keys()].some(isAddition)) continue;
     for (const [k, v] of unet.stateDict()) if (isAddition(k)) weights.set(k, v);

@@ -19,6 +19,22 @@ export const textLayerPositions = 128;
 /** Parameter-name prefix of the text layers in a U-Net's state dict. */
 export const textLayersPrefix = "text_layers.";
 
+/** Token-index frequencies (radians per token) of `tokenPositionFeatures`: periods of 2.8 to 32 tokens. */
+const tokenFrequencies = Array.from({ length: 8 }, (_, k) => Math.PI * 2 ** (-(k + 1) / 2));
+export const tokenPositionFeatureCount = 2 * tokenFrequencies.length;
+
+/** [length, tokenPositionFeatureCount]: sin and cos of each token index at each frequency. */
+export function tokenPositionFeatures(length: number): Float32Array {
+  const out = new Float32Array(length * tokenPositionFeatureCount);
+  for (let t = 0; t < length; t++) {
+    tokenFrequencies.forEach((f, k) => {
+      out[t * tokenPositionFeatureCount + 2 * k] = Math.sin(f * t);
+      out[t * tokenPositionFeatureCount + 2 * k + 1] = Math.cos(f * t);
+    });
+  }
+  return out;
+}
+
 /** Heads of width 64 where the width allows, else 32, else one head. */
 export const textLayerHeads = (dim: number) => (dim % 64 === 0 ? dim / 64 : dim % 32 === 0 ? dim / 32 : 1);
 

@@ -163,6 +163,43 @@ test("attention positions start at zero (weights without them load unchanged) an
   assert.throws(() => new UNet({ ...tinyBase, attnPositions: 1 as unknown as boolean }, new Rng(0)), /UNet attnPositions: expected true, false or no key/);
 });
 
+/** Gives the text-position projection random values. */
+function wakeTextPositions(model: UNet, seed = 13): void {
+  const p = model.textPos;
+  if (p) p.weight.data = new Rng(seed).normal(p.weight.data.length).map((v) => v * 0.5);
+}
+
+test("text positions: gradients through them agree with finite differences and ORT", () =>
+  gradCheck({ ...tinyBase, textPositions: true }, (m) => wakeTextPositions(m)));
+
+test("text positions start at zero (weights without them load unchanged) and make the U-Net see which word comes first", async () => {
+  const rng = new Rng(5);
+  const B = 2, L = 4, D = tinyBase.textDim, S = tinyBase.imageSize;
+  const plain = new UNet(tinyBase, new Rng(6));
+  const indexed = new UNet({ ...tinyBase, textPositions: true }, new Rng(6));
+  for (const [k, v] of plain.stateDict()) assert.deepEqual(indexed.stateDict().get(k)?.data, v.data, k);
+  assert.deepEqual([...indexed.stateDict().keys()].filter((k) => !plain.stateDict().has(k)), ["text_pos.weight"]);
+  const dir = await mkdtemp(join(tmpdir(), "imagen-textpos-"));
+  try {
+    const file = join(dir, "plain.safetensors");
+    await saveSafetensors(file, new Map([...plain.stateDict()].map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
+    const loaded = new UNet({ ...tinyBase, textPositions: true }, new Rng(8));
+    await loadInitWeights(loaded, file, "stages[0].initFrom");
+    const x = rng.normal(B * 3 * S * S), text = rng.normal(B * L * D), mask = [1, 1, 1, 0, 1, 1, 1, 1];
+    const swapped = Float32Array.from(text);
+    for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) [swapped[(b * L) * D + d], swapped[(b * L + 2) * D + d]] = [text[(b * L + 2) * D + d], text[(b * L) * D + d]];
+    const maxDiff = (a: ArrayLike<number>, c: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+    const p = forward(plain, x, text, mask, L);
+    assert.ok(maxDiff(forward(loaded, x, text, mask, L), p) < 1e-9, "zero-initialised text positions change the output");
+    assert.ok(maxDiff(forward(loaded, x, swapped, mask, L), p) < 1e-9, "the same words in another order give the same output before training");
+    wakeTextPositions(loaded);
+    assert.ok(maxDiff(forward(loaded, x, swapped, mask, L), forward(loaded, x, text, mask, L)) > 1e-3, "with text positions, word order changes the output");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => new UNet({ ...tinyBase, textPositions: "yes" as unknown as boolean }, new Rng(0)), /UNet textPositions: expected true, false or no key/);
+});
+
 test("an attention block over a uniform image: the same output at every place without positions, different with them", () => {
   const [B, C, H, W, L, D] = [1, 8, 4, 4, 3, 6];
   const outputs = (positions: boolean) => {

@@ -2,7 +2,7 @@
 // the noisy image; super-resolution models also take the upsampled, noise-augmented low-res image and
 // its augmentation level. Text enters through pooled conditioning and attention over the token sequence.
 import { ValueError } from "../util/errors.js";
-import type { Rng } from "../util/rng.js";
+import { ZeroRng, type Rng } from "../util/rng.js";
 import { silu } from "../graph/composite.js";
 import { add, concat, mul, sub, unsqueeze } from "../graph/ops-basic.js";
 import { constant } from "../graph/build.js";
@@ -11,7 +11,7 @@ import { Conv2d, GroupNorm, LayerNorm, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { AttnBlock, Downsample, groupsFor, ResBlock, Upsample, type TextAttention } from "./blocks.js";
 import { TextPool, TimeEmbedding, type TextPooling } from "./embeddings.js";
-import { TextLayers, textLayersPrefix } from "./text-layers.js";
+import { TextLayers, textLayersPrefix, tokenPositionFeatureCount, tokenPositionFeatures } from "./text-layers.js";
 import { checkTextStats, type TextStats } from "../text/embedding-stats.js";
 
 export interface UNetConfig {
@@ -48,6 +48,13 @@ export interface UNetConfig {
    * Off or no key: none (Imagen, where convolution padding is the only position signal).
    */
   attnPositions?: boolean;
+  /**
+   * Adds a learned, zero-initialised projection of each text token's index (fixed sine/cosine features,
+   * `tokenPositionFeatures`) to the text sequence after the text layers, so that attention can tell the
+   * first-named object's words from the second's ("a red circle to the left of a blue square" and its
+   * mirror hold the same words). Off or no key: none (Imagen relies on T5-XXL's contextual embeddings).
+   */
+  textPositions?: boolean;
   textAttention: TextAttention;
   selfAttention: boolean;
   textPooling: TextPooling;
@@ -77,6 +84,7 @@ export function checkUNetConfig(c: UNetConfig): void {
   if (c.imageSize % 2 ** (levels - 1) !== 0) throw bad("imageSize", c.imageSize, `a multiple of ${2 ** (levels - 1)} for ${levels} levels`);
   if (c.textProjDim !== undefined && !(Number.isInteger(c.textProjDim) && c.textProjDim >= 1)) throw bad("textProjDim", c.textProjDim, "an integer >= 1, or no key");
   if (c.attnPositions !== undefined && typeof c.attnPositions !== "boolean") throw bad("attnPositions", c.attnPositions, "true, false or no key");
+  if (c.textPositions !== undefined && typeof c.textPositions !== "boolean") throw bad("textPositions", c.textPositions, "true, false or no key");
   if (c.textLayers !== undefined && !(Number.isInteger(c.textLayers) && c.textLayers >= 0 && c.textLayers <= 8)) throw bad("textLayers", c.textLayers, "an integer from 0 to 8, or no key");
   if (c.textStats !== undefined) checkTextStats(c.textStats, c.textDim, "UNet textStats");
   if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
@@ -112,6 +120,7 @@ export class UNet extends Module {
   readonly timeEmb: TimeEmbedding; readonly augEmb: TimeEmbedding | null; readonly textNorm: LayerNorm; readonly textPool: TextPool;
   readonly textProj: Linear | null;
   readonly textLayers: TextLayers | null;
+  readonly textPos: Linear | null;
   readonly convIn: Conv2d; readonly normOut: GroupNorm; readonly convOut: Conv2d;
   readonly levels: Level[] = []; readonly upLevels: UpLevel[] = [];
   readonly mid: { res1: ResBlock; attn: AttnBlock | null; res2: ResBlock };
@@ -185,6 +194,9 @@ export class UNet extends Module {
     this.convOut = this.addModule("conv_out", new Conv2d(cur, c.outChannels, 3, rng, { padding: 1 }));
     // Last, from its own stream, so that U-Nets without text layers initialise exactly as before.
     this.textLayers = c.textLayers ? this.addModule(textLayersPrefix.slice(0, -1), new TextLayers(c.textDim, c.textLayers, rng.split("text_layers"))) : null;
+    // Zero weights drawn from no stream, as the attention positions.
+    this.textPos = c.textPositions ? this.addModule("text_pos", new Linear(tokenPositionFeatureCount, c.textDim, new ZeroRng(), { bias: false })) : null;
+    this.textPos?.weight.data.fill(0);
   }
 
   /** Predicts the model output (eps, v or x0 by the stage's parameterisation): [B, outChannels, S, S]. */
@@ -192,7 +204,9 @@ export class UNet extends Module {
     const c = this.config;
     if (c.lowResCond && (!inp.lowRes || !inp.augLevel)) throw new ValueError("UNet: a super-resolution U-Net needs lowRes and augLevel inputs");
     const standardised = this.textNorm.call(c.textStats ? standardise(inp.text, inp.mask, c.textStats) : inp.text);
-    const normed = this.textLayers ? this.textLayers.call(standardised, inp.mask) : standardised;
+    const layered = this.textLayers ? this.textLayers.call(standardised, inp.mask) : standardised;
+    const L = inp.text.shape[1] as number;
+    const normed = this.textPos ? add(layered, this.textPos.call(constant(tokenPositionFeatures(L), [1, L, tokenPositionFeatureCount]))) : layered;
     const text = this.textProj ? this.textProj.call(normed) : normed;
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));

@@ -14,11 +14,32 @@ export interface AdamWConfig {
   clipNorm?: number;
   /** Keep an exponential moving average of the weights with this decay; off when undefined. */
   emaDecay?: number;
+  /**
+   * Learning-rate factors by parameter name: regular expression source -> factor (the first pattern that
+   * matches a name wins; other parameters get 1). For weights added to a trained network, which start at
+   * zero and would otherwise move at the rate tuned for the rest.
+   */
+  lrScales?: Record<string, number>;
+}
+
+/** The learning-rate factor of each named parameter under `lrScales`; the error names a bad pattern or factor. */
+export function lrScaleOf(lrScales: Record<string, number> | undefined): (name: string) => number {
+  const rules = Object.entries(lrScales ?? {}).map(([src, f]) => {
+    let re: RegExp;
+    try {
+      re = new RegExp(src);
+    } catch (e) {
+      throw new ValueError(`AdamW lrScales: "${src}" is not a valid regular expression (${(e as Error).message})`);
+    }
+    if (typeof f !== "number" || !(f > 0 && Number.isFinite(f))) throw new ValueError(`AdamW lrScales["${src}"]: expected a finite number > 0, got ${String(f)}`);
+    return { re, f };
+  });
+  return (name) => rules.find((r) => r.re.test(name))?.f ?? 1;
 }
 
 export const adamwDefaults = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 } as const;
 
-export function checkAdamW(c: AdamWConfig): Required<Omit<AdamWConfig, "clipNorm" | "emaDecay">> & AdamWConfig {
+export function checkAdamW(c: AdamWConfig): Required<Omit<AdamWConfig, "clipNorm" | "emaDecay" | "lrScales">> & AdamWConfig {
   const cfg = { ...adamwDefaults, ...c };
   const bad = (what: string, v: number, range: string) => new ValueError(`AdamW ${what}: expected ${range}, got ${v}`);
   if (!(cfg.lr >= 0 && Number.isFinite(cfg.lr))) throw bad("lr", cfg.lr, "a finite number >= 0");
@@ -28,6 +49,7 @@ export function checkAdamW(c: AdamWConfig): Required<Omit<AdamWConfig, "clipNorm
   if (!(cfg.weightDecay >= 0)) throw bad("weightDecay", cfg.weightDecay, ">= 0");
   if (cfg.clipNorm !== undefined && !(cfg.clipNorm > 0)) throw bad("clipNorm", cfg.clipNorm, "> 0");
   if (cfg.emaDecay !== undefined && !(cfg.emaDecay >= 0 && cfg.emaDecay < 1)) throw bad("emaDecay", cfg.emaDecay, "0 <= emaDecay < 1");
+  lrScaleOf(cfg.lrScales);
   return cfg;
 }
 
@@ -74,11 +96,14 @@ export function adamwShared(s: AdamWScalars, cfg: ReturnType<typeof checkAdamW>)
  */
 export function adamwUpdate(
   p: Tensor, g: Tensor, m: Tensor, v: Tensor, sh: AdamWShared, cfg: ReturnType<typeof checkAdamW>, decay: boolean, gSquared?: Tensor,
+  lrScale = 1,
 ): { p: Tensor; m: Tensor; v: Tensor } {
   const m1 = add(mul(m, cfg.beta1), mul(g, 1 - cfg.beta1));
   const v1 = add(mul(v, cfg.beta2), mul(gSquared ?? square(g), 1 - cfg.beta2));
-  const update = div(mul(m1, sh.stepScaled), add(sqrt(v1), sh.epsScaled));
-  const decayed = decay && cfg.weightDecay > 0 ? mul(p, sh.decayFactor) : p;
+  const [stepScaled, decayFactor] = lrScale === 1 ? [sh.stepScaled, sh.decayFactor]
+    : [mul(sh.stepScaled, lrScale), add(mul(sh.decayFactor, lrScale), 1 - lrScale)]; // 1 - scale * lr * wd
+  const update = div(mul(m1, stepScaled), add(sqrt(v1), sh.epsScaled));
+  const decayed = decay && cfg.weightDecay > 0 ? mul(p, decayFactor) : p;
   return { p: sub(decayed, update), m: m1, v: v1 };
 }
 

@@ -55,6 +55,8 @@ export interface StageTrainOptions {
   emaDecay?: number;
   clipNorm?: number;
   weightDecay?: number;
+  /** Learning-rate factors by parameter-name pattern (AdamW `lrScales`). */
+  lrScales?: Record<string, number>;
   seed?: number;
   checkpointDir?: string;
   checkpointEvery?: number;
@@ -149,7 +151,7 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
   const trainer = await TrainStep.create({
     model: o.unet, batch: objectiveInputs(o.unet, o.encoder.maxLength, o.cropSize),
     loss: (b) => diffusionLoss(o.unet, b, param),
-    optimizer: { lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay },
+    optimizer: { lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay, lrScales: o.lrScales },
     seed: o.seed,
   });
   const lrAt = lrSchedule({ lr: o.lr, warmupSteps: Math.min(o.warmupSteps ?? 0, o.steps), totalSteps: o.steps, schedule: o.lrDecay ?? "cosine",

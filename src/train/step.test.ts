@@ -4,7 +4,7 @@ import { Rng } from "../util/rng.js";
 import { Conv2d, GroupNorm, Linear } from "../nn/layers.js";
 import { Module, Parameter } from "../nn/module.js";
 import { silu, logSoftmax } from "../graph/composite.js";
-import { mean, mul, neg, sum, square, sub, matmul, mT } from "../graph/ops-basic.js";
+import { add, mean, mul, neg, sum, square, sub, matmul, mT } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
 import { TrainStep } from "./step.js";
 
@@ -106,4 +106,31 @@ test("AdamW with decay, clipping and warmed-up EMA matches a float64 reference f
     trainer.emaWeights().get("p")!.forEach((x, i) => assert.ok(Math.abs(x - ema[i]) < 1e-5, `ema[${i}] ${x} vs ${ema[i]}`));
   }
   trainer.dispose();
+});
+
+class Pair extends Module {
+  p = this.addParameter("p", new Parameter(Float32Array.from([1, -2]), [2]));
+  q = this.addParameter("q", new Parameter(Float32Array.from([1, -2]), [2]));
+  forward(): Tensor { return this.p.t; }
+}
+
+test("lrScales: a parameter matched by a pattern moves by its factor times the learning rate, decay included", async () => {
+  const model = new Pair();
+  const cfg = { lr: 0.01, weightDecay: 0.5, lrScales: { "^q$": 3 } };
+  const trainer = await TrainStep.create({
+    model, batch: { t: { shape: [2] } }, optimizer: cfg,
+    loss: ({ t }) => add(sum(square(sub(model.p.t, t))), sum(square(sub(model.q.t, t)))),
+  });
+  await trainer.step({ t: { data: Float32Array.from([0, 0]), shape: [2] } });
+  // Adam's first step is lr * sign(g) (m / sqrt(v) = g / |g|); decoupled decay multiplies by 1 - lr * wd first.
+  const expected = (p0: number, s: number) => p0 * (1 - s * cfg.lr * cfg.weightDecay) - s * cfg.lr * Math.sign(p0);
+  [1, -2].forEach((p0, i) => {
+    assert.ok(Math.abs(model.p.data[i] - expected(p0, 1)) < 1e-6, `p[${i}] ${model.p.data[i]} vs ${expected(p0, 1)}`);
+    assert.ok(Math.abs(model.q.data[i] - expected(p0, 3)) < 1e-6, `q[${i}] ${model.q.data[i]} vs ${expected(p0, 3)}`);
+  });
+  trainer.dispose();
+  await assert.rejects(TrainStep.create({ model, batch: { t: { shape: [2] } }, optimizer: { lr: 0.1, lrScales: { "(": 2 } }, loss: () => sum(model.p.t) }),
+    /AdamW lrScales: "\(" is not a valid regular expression/);
+  await assert.rejects(TrainStep.create({ model, batch: { t: { shape: [2] } }, optimizer: { lr: 0.1, lrScales: { q: 0 } }, loss: () => sum(model.p.t) }),
+    /AdamW lrScales\["q"\]: expected a finite number > 0, got 0/);
 });

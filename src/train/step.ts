@@ -11,7 +11,7 @@ import { bindParameters, type Module, type Parameter } from "../nn/module.js";
 import { collectRandomInputs, fillRandomInputs } from "../nn/random.js";
 import { compileGraph, type CompiledGraph, type InputSpec, type SessionOptions } from "../runtime/session.js";
 import type { HostTensor } from "../runtime/host.js";
-import { adamwShared, adamwUpdate, checkAdamW, clipByGlobalNorm, emaDecayAt, emaUpdate, globalNorm, type AdamWConfig } from "./adamw.js";
+import { adamwShared, adamwUpdate, checkAdamW, clipByGlobalNorm, emaDecayAt, emaUpdate, globalNorm, lrScaleOf, type AdamWConfig } from "./adamw.js";
 
 export interface TrainStepOptions<S extends Record<string, InputSpec>> {
   model: Module;
@@ -75,11 +75,12 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       const outputs: Record<string, Tensor> = { loss, gradNorm: norm };
       const stateInputs: Tensor<"input">[] = [];
       const shared = adamwShared({ lr, step }, cfg);
+      const lrScale = lrScaleOf(cfg.lrScales);
       trainable.forEach(([name, p], i) => {
         const m = input(`adam_m.${name}`, [p.size]);
         const v = input(`adam_v.${name}`, [p.size]);
         stateInputs.push(m, v);
-        const upd = adamwUpdate(flatParams[i], grads[i], m, v, shared, cfg, p.decay, cfg.clipNorm === undefined ? squares[i] : undefined);
+        const upd = adamwUpdate(flatParams[i], grads[i], m, v, shared, cfg, p.decay, cfg.clipNorm === undefined ? squares[i] : undefined, lrScale(name));
         outputs[`new.param.${name}`] = upd.p;
         outputs[`new.adam_m.${name}`] = upd.m;
         outputs[`new.adam_v.${name}`] = upd.v;

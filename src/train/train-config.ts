@@ -8,6 +8,7 @@ import { presetByName, presets } from "../models/presets.js";
 import { parameterizations, type Parameterization } from "./objective.js";
 import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
 import { lrSchedules, type LrScheduleName } from "./lr.js";
+import { lrScaleOf } from "./adamw.js";
 import { kindShares, type SceneKind } from "../data/scenes.js";
 import { checkSampling, type SamplingDefaults } from "../pipeline/model-folder.js";
 
@@ -28,6 +29,8 @@ export interface StageTrainSpec {
    */
   initFrom?: string;
   minSnrGamma?: number; emaDecay?: number; clipNorm: number; weightDecay: number; condDrop: number; cropSize?: number;
+  /** Learning-rate factors by parameter-name pattern (AdamW `lrScales`), e.g. for weights new to a fine-tune. */
+  lrScales?: Record<string, number>;
   checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
 }
 
@@ -38,6 +41,18 @@ export interface TrainConfig {
 }
 
 type Obj = Record<string, unknown>;
+
+/** `where`: the file and field, for errors. */
+function lrScalesOf(v: unknown, where: string): Record<string, number> | undefined {
+  if (v === undefined) return undefined;
+  if (!isObj(v)) throw new TrainConfigError(`train config ${where} must be an object of parameter-name patterns to learning-rate factors, e.g. {"text_pos": 10}, got ${JSON.stringify(v)}`);
+  try {
+    lrScaleOf(v as Record<string, number>);
+  } catch (e) {
+    throw new TrainConfigError(`train config ${where}: ${(e as Error).message}`);
+  }
+  return v as Record<string, number>;
+}
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
 export function parseTrainConfig(file: string): TrainConfig {
@@ -147,6 +162,7 @@ export function parseTrainConfig(file: string): TrainConfig {
       emaDecay: s.emaDecay === undefined ? undefined : num(s, "emaDecay", f("emaDecay"), (n) => n > 0 && n < 1, "a number in (0, 1)"),
       clipNorm: num(s, "clipNorm", f("clipNorm"), (n) => n > 0, "a number > 0", 1),
       weightDecay: num(s, "weightDecay", f("weightDecay"), (n) => n >= 0 && n < 1, "a number in [0, 1)", 0),
+      lrScales: lrScalesOf(s.lrScales, `${file}: "${f("lrScales")}"`),
       condDrop: num(s, "condDrop", f("condDrop"), (n) => n >= 0 && n <= 1, "a number in [0, 1]", 0.1),
       cropSize: s.cropSize === undefined ? undefined : num(s, "cropSize", f("cropSize"), (n) => int(n) && n >= 8 && n <= unet.imageSize, `an integer from 8 to ${unet.imageSize}`),
       checkpointEvery: num(s, "checkpointEvery", f("checkpointEvery"), (n) => int(n) && n >= 1, "an integer >= 1", 500),
