@@ -27,6 +27,8 @@ test("imagen eval --sampler/--thresholding: the report names them and the images
   const c = await runEval({ ...base, sampler: "ancestral", thresholding: "none", out: join(dir, "c") });
   assert.equal(a.sampler, "dpmpp2m");
   assert.equal(a.thresholding, (await loadCascade(defaultModelDir())).sampling.thresholding ?? "dynamic", "the model's recommendation");
+  const { guidance: _, ...noGuidance } = base;
+  assert.equal((await runEval({ ...noGuidance, limit: "1", stage: "0", steps: "1" })).guidance, (await loadCascade(defaultModelDir())).sampling.guidance ?? 4, "the model's guidance");
   assert.equal(b.sampler, "ancestral");
   assert.match(formatReport(b), /ancestral sampler, none thresholding/);
   const png = (d: string) => readFile(join(dir, d, "000-0.png"));
@@ -34,5 +36,6 @@ test("imagen eval --sampler/--thresholding: the report names them and the images
   assert.deepEqual(await png("b"), await png("c"));
   await assert.rejects(runEval({ ...flags, sampler: "euler", model: "/nonexistent" }), /--sampler: expected one of ancestral, ddim, dpmpp2m, got "euler"/);
   await assert.rejects(runEval({ ...flags, thresholding: "dynamic:x", model: "/nonexistent" }), /--thresholding: expected none, static, dynamic or dynamic:P/);
+  await assert.rejects(runEval({ ...flags, guidance: "NaN", model: "/nonexistent" }), /--guidance: expected a finite number >= 0, got "NaN"/);
   await rm(dir, { recursive: true, force: true });
 });

@@ -11,11 +11,11 @@ import { judge, type AttributeResult } from "../eval/oracle.js";
 import { evalPrompts, promptSets, type PromptSet } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultAugLevel, defaultModelDir } from "./default-model.js";
-import { parseSampler, thresholdingFor } from "./generate.js";
+import { guidanceFor, parseSampler, thresholdingFor } from "./generate.js";
 import { parseThresholding } from "../diffusion/guidance.js";
 import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
-export interface EvalFlags { model?: string; samples: string; seed: string; guidance: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }
+export interface EvalFlags { model?: string; samples: string; seed: string; guidance?: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }
 export interface EvalReport {
   model: string; samples: number; seed: number; guidance: number; augLevel: number; sampler: SamplerName; thresholding: string; promptSet: PromptSet; prompts: number; stage: number; size: number;
   /** Share of attributes judged right, per category (background checks reported on their own). */
@@ -34,8 +34,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const samples = positiveInt("samples", f.samples, 64);
   const seed = Number(f.seed);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new ValueError(`--seed: expected a non-negative integer, got "${f.seed}"`);
-  const guidance = Number(f.guidance);
-  if (!Number.isFinite(guidance) || guidance < 0) throw new ValueError(`--guidance: expected a finite number >= 0, got "${f.guidance}"`);
+  guidanceFor(f.guidance, {}); // a bad flag fails before the model loads
   const steps = f.steps === undefined ? undefined : positiveInt("steps", f.steps, 1000);
   const augLevel = Number(f.augLevel ?? defaultAugLevel);
   if (!(augLevel >= 0 && augLevel <= 1) || f.augLevel?.trim() === "") throw new ValueError(`--aug-level: expected a number from 0 to 1, got "${f.augLevel}"`);
@@ -48,6 +47,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const loaded = await loadCascade(model);
   const thresholdingText = thresholdingFor(f.thresholding, loaded.sampling);
   const thresholding = parseThresholding(thresholdingText);
+  const guidance = guidanceFor(f.guidance, loaded.sampling);
   const stage = f.stage === undefined ? loaded.stages.length - 1 : f.stage.trim() === "" ? NaN : Number(f.stage);
   if (!Number.isInteger(stage) || stage < 0 || stage >= loaded.stages.length) {
     throw new ValueError(`--stage: expected an integer from 0 to ${loaded.stages.length - 1} (the model has ${loaded.stages.length} stages), got "${f.stage}"`);
@@ -93,7 +93,7 @@ export function registerEval(program: Command): void {
     .option("--model <dir>", "model folder (default: the shipped model)")
     .option("--samples <n>", "images per prompt", "2")
     .option("--seed <n>", "first seed (prompt k uses seed + k)", "0")
-    .option("--guidance <w>", "classifier-free guidance weight", "4")
+    .option("--guidance <w>", "classifier-free guidance weight (as imagen generate; default: the model's recommendation, else 4)")
     .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
     .option("--sampler <name>", `one of ${samplerNames.join(", ")} (as imagen generate)`, "dpmpp2m")
     .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (as imagen generate; default: the model's recommendation, else dynamic)")

@@ -73,6 +73,33 @@ test("a model folder's recommended thresholding applies when --thresholding is n
   }
 });
 
+test("a model folder's recommended guidance applies when --guidance is not given; the flag overrides it; a bad one is refused", async () => {
+  const model = await tinyModel({ guidance: 1.5 });
+  const out = await mkdtemp(join(tmpdir(), "imagen-out-"));
+  try {
+    assert.deepEqual((await loadCascade(model)).sampling, { guidance: 1.5 });
+    const run = async (dir: string, extra: Partial<GenerateFlags>) => {
+      const file = (await runGenerate("a red square", flags(model, join(out, dir), extra)))[0];
+      return { text: decodePng(await readFile(file)).text.parameters, bytes: await readFile(file) };
+    };
+    const [byModel, same, asked] = [await run("m", { guidance: undefined }), await run("s", { guidance: "1.5" }), await run("a", { guidance: "4" })];
+    assert.match(byModel.text, /CFG scale: 1\.5,/);
+    assert.deepEqual(byModel.bytes, same.bytes);
+    assert.notDeepEqual(byModel.bytes, asked.bytes);
+    const plain = await tinyModel();
+    assert.match(decodePng(await readFile((await runGenerate("a red square", flags(plain, join(out, "p"), { guidance: undefined })))[0])).text.parameters, /CFG scale: 4,/);
+    await rm(plain, { recursive: true });
+    const index = JSON.parse(await readFile(join(model, "model_index.json"), "utf8"));
+    for (const bad of [-1, "2", 1e9]) {
+      await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { guidance: bad } }));
+      await assert.rejects(loadCascade(model), (e: Error) => e instanceof ModelFolderError && /model_index\.json sampling\.guidance: expected a classifier-free guidance weight from 0 to 100/.test(e.message));
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+    await rm(model, { recursive: true, force: true });
+  }
+});
+
 test("generate refuses bad input with the flag and the valid range", async () => {
   const model = await tinyModel();
   const out = join(tmpdir(), "imagen-never");

@@ -16,7 +16,7 @@ import { defaultAugLevel, defaultModelDir } from "./default-model.js";
 
 export interface GenerateFlags {
   /** Model folder; default: the shipped cascade (models/default). */
-  model?: string; steps?: string; guidance: string; seed: string; negative?: string; sampler: string;
+  model?: string; steps?: string; guidance?: string; seed: string; negative?: string; sampler: string;
   thresholding?: string; augLevel: string; batch: string; out: string; json?: boolean;
   /** A folder for the on-disk text-embedding cache (shared with `imagen train`'s). */
   textCache?: string;
@@ -36,6 +36,17 @@ export function parseSampler(v: string): SamplerName {
 /** The thresholding a run uses: the flag, else the model folder's recommendation, else Imagen's dynamic. */
 export const thresholdingFor = (flag: string | undefined, sampling: SamplingDefaults) => flag ?? sampling.thresholding ?? "dynamic";
 
+/** Imagen's guidance weight where neither the flag nor the model folder gives one. */
+export const defaultGuidance = 4;
+
+/** The guidance weight a run uses: the flag (checked), else the model folder's recommendation, else 4. */
+export function guidanceFor(flag: string | undefined, sampling: SamplingDefaults): number {
+  if (flag === undefined) return sampling.guidance ?? defaultGuidance;
+  const n = Number(flag);
+  if (flag.trim() === "" || !Number.isFinite(n) || n < 0) throw new ValueError(`--guidance: expected a finite number >= 0, got "${flag}"`);
+  return n;
+}
+
 /** A1111-style parameters text: prompt, negative prompt, then "Key: value" pairs. */
 export function parametersText(prompt: string, p: Record<string, string | number>, negative?: string): string {
   const pairs = Object.entries(p).map(([k, v]) => `${k}: ${v}`).join(", ");
@@ -46,7 +57,7 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
   if (prompt.length > 10000) throw new ValueError(`prompt: ${prompt.length} characters is too long (at most 10000); shorten it`);
   const sampler = parseSampler(f.sampler);
   const seed = num("seed", f.seed, (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer");
-  const guidance = num("guidance", f.guidance, (n) => Number.isFinite(n) && n >= 0, "a finite number >= 0");
+  guidanceFor(f.guidance, {}); // a bad flag fails before the model loads
   const batch = num("batch", f.batch, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer from 1 to 64");
   const augLevel = num("aug-level", f.augLevel, (n) => n >= 0 && n <= 1, "a number from 0 to 1");
   const steps = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
@@ -55,6 +66,7 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
   const loaded = await loadCascade(model);
   const thresholdingText = thresholdingFor(f.thresholding, loaded.sampling);
   const thresholding = parseThresholding(thresholdingText);
+  const guidance = guidanceFor(f.guidance, loaded.sampling);
   const stages = loaded.stages;
   const encoder = f.textCache ? cachedEncoder(loaded.encoder, f.textCache, (m) => process.stderr.write(`warning: ${m}\n`)) : loaded.encoder;
   for (const w of await trainingWarnings(model)) process.stderr.write(`warning: ${w}\n`);
@@ -93,7 +105,7 @@ export function registerGenerate(program: Command): void {
     .argument("<prompt>", "what to draw")
     .option("--model <dir>", "model folder (model_index.json + one folder per part); default: the shipped cascade")
     .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
-    .option("--guidance <w>", "classifier-free guidance weight", "4")
+    .option("--guidance <w>", "classifier-free guidance weight (default: the model's recommendation, else 4)")
     .option("--seed <n>", "random seed; the same seed gives the same bytes", "0")
     .option("--negative <text>", "negative prompt (replaces the empty condition in guidance)")
     .option("--sampler <name>", `one of ${samplerNames.join(", ")}`, "dpmpp2m")

@@ -52,7 +52,8 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
 }
 
 /** Sampling settings a model recommends (model_index.json "sampling"), used where the user sets none. */
-export interface SamplingDefaults { thresholding?: string }
+/** Sampling settings a model folder recommends: what generate and eval use where no flag says otherwise. */
+export interface SamplingDefaults { thresholding?: string; guidance?: number }
 
 /** Saves the encoder config, every stage (weights as fp32 or fp16) and the recommended sampling settings. */
 export async function saveCascade(dir: string, encoder: EncoderConfig, stages: StageSpec[], dtype: "F32" | "F16" = "F32", sampling: SamplingDefaults = {}): Promise<void> {
@@ -119,18 +120,27 @@ export interface LoadedCascade { encoder: TextEncoder; stages: StageSpec[]; samp
 /** model_index.json's optional "sampling" block, checked. */
 export function checkSampling(v: unknown, what: string): SamplingDefaults {
   if (v === undefined) return {};
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ModelFolderError(`${what}: expected an object like {"thresholding": "static"}, got ${JSON.stringify(v)}`);
-  const { thresholding, ...rest } = v as Record<string, unknown>;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ModelFolderError(`${what}: expected an object like {"thresholding": "static", "guidance": 2}, got ${JSON.stringify(v)}`);
+  const { thresholding, guidance, ...rest } = v as Record<string, unknown>;
   const unknown = Object.keys(rest);
-  if (unknown.length) throw new ModelFolderError(`${what}: unknown setting ${JSON.stringify(unknown[0])}; the settings are: thresholding`);
-  if (thresholding === undefined) return {};
-  if (typeof thresholding !== "string") throw new ModelFolderError(`${what}.thresholding: expected none, static, dynamic or dynamic:P, got ${JSON.stringify(thresholding)}`);
-  try {
-    parseThresholding(thresholding, `${what}.thresholding`);
-  } catch (e) {
-    throw new ModelFolderError((e as Error).message);
+  if (unknown.length) throw new ModelFolderError(`${what}: unknown setting ${JSON.stringify(unknown[0])}; the settings are: thresholding, guidance`);
+  const out: SamplingDefaults = {};
+  if (thresholding !== undefined) {
+    if (typeof thresholding !== "string") throw new ModelFolderError(`${what}.thresholding: expected none, static, dynamic or dynamic:P, got ${JSON.stringify(thresholding)}`);
+    try {
+      parseThresholding(thresholding, `${what}.thresholding`);
+    } catch (e) {
+      throw new ModelFolderError((e as Error).message);
+    }
+    out.thresholding = thresholding;
   }
-  return { thresholding };
+  if (guidance !== undefined) {
+    if (typeof guidance !== "number" || !Number.isFinite(guidance) || guidance < 0 || guidance > 100) {
+      throw new ModelFolderError(`${what}.guidance: expected a classifier-free guidance weight from 0 to 100, got ${JSON.stringify(guidance)}`);
+    }
+    out.guidance = guidance;
+  }
+  return out;
 }
 
 /** Loads and validates a model folder; every problem names the file, the field and the valid choices. */
