@@ -12,6 +12,8 @@ import { fmtShape, parseDim, type DType, type Dim, type Shape, type Tensor } fro
 export const OPSET = 17;
 /** ORT's blocked-layout CPU kernels (ReorderInput, Conv, ReorderOutput); see lower-rules' convMaybeNchwc. */
 export const nchwcDomain = "com.microsoft.nchwc";
+/** ONNX Runtime's contrib operators (FusedMatMul). */
+export const msDomain = "com.microsoft";
 
 export interface EmitOptions {
   /** ORT's NCHWc channel block size on this CPU (8 or 16); 0 keeps every Conv plain. */

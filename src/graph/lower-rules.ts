@@ -2,7 +2,7 @@
 // the value holding its result. Performance-sensitive choices (conv gradients) are made here.
 import type { Conv2dGeometry, Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
-import { nchwcDomain, type EmitContext } from "./emit.js";
+import { msDomain, nchwcDomain, type EmitContext } from "./emit.js";
 import type { Tensor } from "./tensor.js";
 
 export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
@@ -78,37 +78,48 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
 
 /**
  * Weight gradient of a stride-1 conv as matrix products over shifted views of the padded input (measured
- * here at 1.5-3x the batch-swapped Conv): one MatMul per kernel tap when the image is large, one im2col
- * MatMul when it is small. dW[o, c, i, j] = sum over n, p of dy[n, o, p] * xpad[n, c, p shifted by (i, j)].
- * The input is moved to [C, N, H, W] first, so each view is a [C, N*P] matrix and the sum over the batch
- * happens inside one GEMM (inner size N*P) rather than as N small GEMMs and a ReduceSum over their outputs.
+ * here at 1.5-3x the batch-swapped Conv). dW[o, c, i, j] = sum over n, p of dy[n, o, p] * xpad[n, c, p
+ * shifted by (i, j)].
+ * - Large images: per tap, one batched product dy [N, O, P] x view [N, C, P]^T (FusedMatMul, transB) ->
+ *   [N, O, C], the taps stacked last and the batch summed: no transposed copy of the activations or of dy
+ *   (3% faster on the reference U-Net's b64 training step than moving both to [C, N*P] / [N*P, O] first).
+ * - Small images (under 256 pixels): one im2col MatMul with inner size N*P, where per-sample products would
+ *   be too small to run fast.
  */
 function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">, x: string, dy: string): string {
   const g = node.attrs;
   const [c, o] = [node.inputs[0].shape[1] as number, node.inputs[1].shape[1] as number];
   const [ho, wo] = [node.inputs[1].shape[2] as number, node.inputs[1].shape[3] as number];
+  const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
   const [kh, kw] = g.kernel;
   const taps = kh * kw;
-  const xc = ctx.op("Transpose", [x], { perm: ctxInts([1, 0, 2, 3]) }); // [C, N, H, W]
-  const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [xc, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]])]) : xc;
-  const dyT = ctx.op("Reshape", [ctx.op("Transpose", [dy], { perm: ctxInts([0, 2, 3, 1]) }), ctx.constI64([-1, o])]); // [N*P, O]
-  const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
+  const pads = ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]]);
   // The tap whose window is the unpadded input itself (the centre of a "same" conv) needs no copy.
-  const tap = (i: number, j: number, shape: number[]) => {
-    const whole = i === g.pad[0] && j === g.pad[1] && ho === h && wo === w;
-    const view = whole ? xc : ctx.op("Slice", [xp, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]);
-    return ctx.op("Reshape", [view, ctx.constI64(shape)]);
-  };
+  const whole = (i: number, j: number) => i === g.pad[0] && j === g.pad[1] && ho === h && wo === w;
+  const shifted = (src: string, padded: string, i: number, j: number, shape: number[]) => ctx.op("Reshape", [
+    whole(i, j) ? src : ctx.op("Slice", [padded, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]), ctx.constI64(shape),
+  ]);
   if (ho * wo >= 256) {
+    const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [x, pads]) : x; // [N, C, H', W']
+    const dy3 = ctx.op("Reshape", [dy, ctx.constI64([0, o, -1])]); // [N, O, P]
     const parts: string[] = [];
     for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) parts.push(ctx.op("Reshape", [ctx.op("MatMul", [tap(i, j, [c, -1]), dyT]), ctx.constI64([c, o, 1])])); // [C, O, 1]
+      for (let j = 0; j < kw; j++) {
+        const r = ctx.op("FusedMatMul", [dy3, shifted(x, xp, i, j, [0, c, -1])], { transB: { type: "int", value: 1 } }, msDomain); // [N, O, C]
+        parts.push(ctx.op("Reshape", [r, ctx.constI64([0, o, c, 1])]));
+      }
     }
-    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 2 } }); // [C, O, taps]
-    return ctx.op("Reshape", [ctx.op("Transpose", [stacked], { perm: ctxInts([1, 0, 2]) }), ctx.constI64([o, c, kh, kw])]);
+    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 3 } }); // [N, O, C, taps]
+    const summed = ctx.op("ReduceSum", [stacked, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } }); // [O, C, taps]
+    return ctx.op("Reshape", [summed, ctx.constI64([o, c, kh, kw])]);
   }
+  // The input moved to [C, N, H, W], so each view is a [C, N*P] matrix and the sum over the batch happens
+  // inside one GEMM (inner size N*P).
+  const xc = ctx.op("Transpose", [x], { perm: ctxInts([1, 0, 2, 3]) });
+  const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [xc, pads]) : xc;
+  const dyT = ctx.op("Reshape", [ctx.op("Transpose", [dy], { perm: ctxInts([0, 2, 3, 1]) }), ctx.constI64([-1, o])]); // [N*P, O]
   const cols: string[] = [];
-  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) cols.push(tap(i, j, [c, 1, -1]));
+  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) cols.push(shifted(xc, xp, i, j, [c, 1, -1]));
   const col = ctx.op("Reshape", [taps === 1 ? cols[0] : ctx.op("Concat", cols, { axis: { type: "int", value: 1 } }), ctx.constI64([c * taps, -1])]); // [C * taps, N*P]
   const r = ctx.op("MatMul", [col, dyT]); // [C * taps, O]
   return ctx.op("Reshape", [ctx.op("Transpose", [r], { perm: ctxInts([1, 0]) }), ctx.constI64([o, c, kh, kw])]);

@@ -76,6 +76,11 @@ const cases: OpCase[] = [
     build: ({ y, w }) => make("convTranspose", [y, w], { stride: [2, 2], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1, outSize: [6, 6] }) },
   { name: "convWeightGrad (as an op)", inputs: { x: { shape: [2, 2, 4, 4] }, y: { shape: [2, 3, 4, 4] } },
     build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1, kernel: [3, 3] }) },
+  // 16 x 16 and larger outputs take the per-sample product lowering (FusedMatMul per tap, batch summed after).
+  { name: "convWeightGrad (as an op), 16x16, symbolic batch", inputs: { x: { shape: [2, 2, 16, 16], graphShape: ["B", 2, 16, 16] }, y: { shape: [2, 3, 16, 16], graphShape: ["B", 3, 16, 16] } },
+    build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1, kernel: [3, 3] }) },
+  { name: "convWeightGrad (as an op), 17x17, 2x2 kernel, uneven padding", inputs: { x: { shape: [1, 2, 17, 17] }, y: { shape: [1, 2, 17, 17] } },
+    build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 0, 0, 1], dilation: [1, 1], groups: 1, kernel: [2, 2] }) },
   // composites
   { name: "silu", inputs: { x: x23 }, build: ({ x }) => c.silu(x) },
   { name: "gelu exact", inputs: { x: x23 }, build: ({ x }) => c.gelu(x) },
