@@ -85,6 +85,51 @@ function forward(model: UNet, x: ArrayLike<number>, text: ArrayLike<number>, mas
   return evaluate([out], feeds)[0].data;
 }
 
+/** The largest absolute difference of two arrays. */
+const maxDiff = (a: ArrayLike<number>, c: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+
+/** Text [B, L, D] with tokens i and j of every caption swapped: the same words in another order. */
+function swapTokens(text: Float32Array, B: number, L: number, D: number, i: number, j: number): Float32Array {
+  const out = Float32Array.from(text);
+  for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) [out[(b * L + i) * D + d], out[(b * L + j) * D + d]] = [text[(b * L + j) * D + d], text[(b * L + i) * D + d]];
+  return out;
+}
+
+const B2 = 2, L4 = 4;
+
+/** A tiny base U-Net with `extra` settings started (loadInitWeights) from the weights of one without them, saved in `dir`. */
+async function startedFromPlain(extra: Partial<UNetConfig>, dir: string): Promise<{ plain: UNet; loaded: UNet; file: string }> {
+  const plain = new UNet(tinyBase, new Rng(6));
+  const file = join(dir, "plain.safetensors");
+  await saveSafetensors(file, new Map([...plain.stateDict()].map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
+  const loaded = new UNet({ ...tinyBase, ...extra }, new Rng(7));
+  await loadInitWeights(loaded, file, "stages[0].initFrom");
+  return { plain, loaded, file };
+}
+
+/** A batch of 2 images and 4-token captions (the first caption's last token padded), and the captions with tokens 0 and 2 swapped. */
+function orderInputs(): { x: Float32Array; text: Float32Array; swapped: Float32Array; mask: number[] } {
+  const rng = new Rng(5);
+  const [D, S] = [tinyBase.textDim, tinyBase.imageSize];
+  const x = rng.normal(B2 * 3 * S * S), text = rng.normal(B2 * L4 * D);
+  return { x, text, swapped: swapTokens(text, B2, L4, D, 0, 2), mask: [1, 1, 1, 0, 1, 1, 1, 1] };
+}
+
+/**
+ * An order-aware addition (`extra`) loaded onto weights without it: the same output as the plain U-Net, blind
+ * to word order like it, until `wake` gives its zero-initialised weights values; then word order matters.
+ */
+async function checkOrderAddition(extra: Partial<UNetConfig>, wake: (m: UNet) => void, what: string, dir: string): Promise<UNet> {
+  const { plain, loaded } = await startedFromPlain(extra, dir);
+  const { x, text, swapped, mask } = orderInputs();
+  const p = forward(plain, x, text, mask, L4);
+  assert.ok(maxDiff(forward(loaded, x, text, mask, L4), p) < 1e-9, `zero-initialised ${what} change the output`);
+  assert.ok(maxDiff(forward(loaded, x, swapped, mask, L4), p) < 1e-9, `before training, ${what} leave the U-Net blind to word order`);
+  wake(loaded);
+  assert.ok(maxDiff(forward(loaded, x, swapped, mask, L4), forward(loaded, x, text, mask, L4)) > 1e-3, `with ${what}, word order changes the output`);
+  return plain;
+}
+
 /** Gives the text layers' zero-initialised output projections random values, so every text-layer weight gets a gradient. */
 function wakeTextLayers(model: UNet, seed = 9): void {
   const rng = new Rng(seed);
@@ -98,25 +143,9 @@ test("text layers: gradients through them agree with finite differences and ORT"
   gradCheck({ ...tinyBase, textLayers: 2 }, (m) => wakeTextLayers(m)));
 
 test("text layers start as the identity (weights without them load unchanged) and make the U-Net see word order", async () => {
-  const rng = new Rng(5);
-  const B = 2, L = 4, D = tinyBase.textDim, S = tinyBase.imageSize;
-  const plain = new UNet(tinyBase, new Rng(6));
   const dir = await mkdtemp(join(tmpdir(), "imagen-textlayers-"));
   try {
-    const file = join(dir, "plain.safetensors");
-    await saveSafetensors(file, new Map([...plain.stateDict()].map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
-    const layered = new UNet({ ...tinyBase, textLayers: 2 }, new Rng(7));
-    await loadInitWeights(layered, file, "stages[0].initFrom");
-    const x = rng.normal(B * 3 * S * S), text = rng.normal(B * L * D), mask = [1, 1, 1, 0, 1, 1, 1, 1];
-    // Tokens 0 and 2 of each caption swapped: the same set of tokens in another order.
-    const swapped = Float32Array.from(text);
-    for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) [swapped[(b * L) * D + d], swapped[(b * L + 2) * D + d]] = [text[(b * L + 2) * D + d], text[(b * L) * D + d]];
-    const maxDiff = (a: ArrayLike<number>, c: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
-    const p = forward(plain, x, text, mask, L);
-    assert.ok(maxDiff(forward(layered, x, text, mask, L), p) < 1e-9, "zero-initialised text layers change the output");
-    assert.ok(maxDiff(forward(plain, x, swapped, mask, L), p) < 1e-9, "without text layers, the U-Net ignores word order");
-    wakeTextLayers(layered);
-    assert.ok(maxDiff(forward(layered, x, swapped, mask, L), forward(layered, x, text, mask, L)) > 1e-3, "with text layers, word order changes the output");
+    const plain = await checkOrderAddition({ textLayers: 2 }, (m) => wakeTextLayers(m), "text layers", dir);
     // A file that lacks more than the text layers is still refused, naming the field.
     const partial = join(dir, "partial.safetensors");
     await saveSafetensors(partial, new Map([...plain.stateDict()].filter(([k]) => k !== "conv_out.bias").map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
@@ -139,20 +168,15 @@ test("attention positions: gradients through them agree with finite differences 
 });
 
 test("attention positions start at zero (weights without them load unchanged) and tell image tokens apart by place", async () => {
-  const rng = new Rng(5);
-  const B = 2, L = 4, D = tinyBase.textDim, S = tinyBase.imageSize;
+  const L = L4;
   const plain = new UNet(tinyBase, new Rng(6));
   const placed = new UNet({ ...tinyBase, attnPositions: true }, new Rng(6));
   // Same stream as without positions: every other weight initialises identically.
   for (const [k, v] of plain.stateDict()) assert.deepEqual(placed.stateDict().get(k)?.data, v.data, k);
   const dir = await mkdtemp(join(tmpdir(), "imagen-positions-"));
   try {
-    const file = join(dir, "plain.safetensors");
-    await saveSafetensors(file, new Map([...plain.stateDict()].map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
-    const loaded = new UNet({ ...tinyBase, attnPositions: true }, new Rng(8));
-    await loadInitWeights(loaded, file, "stages[0].initFrom");
-    const x = rng.normal(B * 3 * S * S), text = rng.normal(B * L * D), mask = [1, 1, 1, 0, 1, 1, 1, 1];
-    const maxDiff = (a: ArrayLike<number>, c: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
+    const { loaded } = await startedFromPlain({ attnPositions: true }, dir);
+    const { x, text, mask } = orderInputs();
     const p = forward(plain, x, text, mask, L);
     assert.ok(maxDiff(forward(loaded, x, text, mask, L), p) < 1e-9, "zero-initialised positions change the output");
     wakePositions(loaded);
@@ -173,27 +197,13 @@ test("text positions: gradients through them agree with finite differences and O
   gradCheck({ ...tinyBase, textPositions: true }, (m) => wakeTextPositions(m)));
 
 test("text positions start at zero (weights without them load unchanged) and make the U-Net see which word comes first", async () => {
-  const rng = new Rng(5);
-  const B = 2, L = 4, D = tinyBase.textDim, S = tinyBase.imageSize;
   const plain = new UNet(tinyBase, new Rng(6));
   const indexed = new UNet({ ...tinyBase, textPositions: true }, new Rng(6));
   for (const [k, v] of plain.stateDict()) assert.deepEqual(indexed.stateDict().get(k)?.data, v.data, k);
   assert.deepEqual([...indexed.stateDict().keys()].filter((k) => !plain.stateDict().has(k)), ["text_pos.weight"]);
   const dir = await mkdtemp(join(tmpdir(), "imagen-textpos-"));
   try {
-    const file = join(dir, "plain.safetensors");
-    await saveSafetensors(file, new Map([...plain.stateDict()].map(([k, v]) => [k, { dtype: "F32" as const, shape: [...v.shape], data: v.data }])));
-    const loaded = new UNet({ ...tinyBase, textPositions: true }, new Rng(8));
-    await loadInitWeights(loaded, file, "stages[0].initFrom");
-    const x = rng.normal(B * 3 * S * S), text = rng.normal(B * L * D), mask = [1, 1, 1, 0, 1, 1, 1, 1];
-    const swapped = Float32Array.from(text);
-    for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) [swapped[(b * L) * D + d], swapped[(b * L + 2) * D + d]] = [text[(b * L + 2) * D + d], text[(b * L) * D + d]];
-    const maxDiff = (a: ArrayLike<number>, c: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - c[i])), 0);
-    const p = forward(plain, x, text, mask, L);
-    assert.ok(maxDiff(forward(loaded, x, text, mask, L), p) < 1e-9, "zero-initialised text positions change the output");
-    assert.ok(maxDiff(forward(loaded, x, swapped, mask, L), p) < 1e-9, "the same words in another order give the same output before training");
-    wakeTextPositions(loaded);
-    assert.ok(maxDiff(forward(loaded, x, swapped, mask, L), forward(loaded, x, text, mask, L)) > 1e-3, "with text positions, word order changes the output");
+    await checkOrderAddition({ textPositions: true }, (m) => wakeTextPositions(m), "text positions", dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
