@@ -93,14 +93,14 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
   const [kh, kw] = g.kernel;
   const taps = kh * kw;
-  const pads = ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]]);
+  const padded = (v: string) => (g.pad.some((p) => p > 0) ? ctx.op("Pad", [v, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]])]) : v);
   // The tap whose window is the unpadded input itself (the centre of a "same" conv) needs no copy.
   const whole = (i: number, j: number) => i === g.pad[0] && j === g.pad[1] && ho === h && wo === w;
   const shifted = (src: string, padded: string, i: number, j: number, shape: number[]) => ctx.op("Reshape", [
     whole(i, j) ? src : ctx.op("Slice", [padded, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]), ctx.constI64(shape),
   ]);
   if (ho * wo >= 256) {
-    const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [x, pads]) : x; // [N, C, H', W']
+    const xp = padded(x); // [N, C, H', W']
     const dy3 = ctx.op("Reshape", [dy, ctx.constI64([0, o, -1])]); // [N, O, P]
     const parts: string[] = [];
     for (let i = 0; i < kh; i++) {
@@ -116,7 +116,7 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   // The input moved to [C, N, H, W], so each view is a [C, N*P] matrix and the sum over the batch happens
   // inside one GEMM (inner size N*P).
   const xc = ctx.op("Transpose", [x], { perm: ctxInts([1, 0, 2, 3]) });
-  const xp = g.pad.some((p) => p > 0) ? ctx.op("Pad", [xc, pads]) : xc;
+  const xp = padded(xc);
   const dyT = ctx.op("Reshape", [ctx.op("Transpose", [dy], { perm: ctxInts([0, 2, 3, 1]) }), ctx.constI64([-1, o])]); // [N*P, O]
   const cols: string[] = [];
   for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) cols.push(shifted(xc, xp, i, j, [c, 1, -1]));
