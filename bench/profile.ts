@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "imagen-profile-"));
   try {
     const ortFeeds = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor("float32", t.data as Float32Array, [...t.shape])]));
-    const prof = await ort.InferenceSession.create(bytes, { ...defaultOrtOptions(), enableProfiling: true, profileFilePrefix: join(dir, "ort") });
+    const prof = await ort.InferenceSession.create(bytes, { ...defaultOrtOptions(), ...(values.graph === "train" ? { enableMemPattern: false } : {}), enableProfiling: true, profileFilePrefix: join(dir, "ort") });
     const runs = Number(values.runs);
     const warmup = Number(values.warmup);
     for (let i = 0; i < runs + warmup; i++) await prof.run(ortFeeds);

@@ -83,6 +83,8 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
  * - Large images: per tap, one batched product dy [N, O, P] x view [N, C, P]^T (FusedMatMul, transB) ->
  *   [N, O, C], the taps stacked last and the batch summed: no transposed copy of the activations or of dy
  *   (3% faster on the reference U-Net's b64 training step than moving both to [C, N*P] / [N*P, O] first).
+ *   The views are copies, so they are taken of the smaller of x and dy: of dy when the conv has fewer
+ *   output than input channels (the decoder's convs over concatenated skips; 1% faster on b64).
  * - Small images (under 256 pixels): one im2col MatMul with inner size N*P, where per-sample products would
  *   be too small to run fast.
  */
@@ -99,6 +101,26 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   const shifted = (src: string, padded: string, i: number, j: number, shape: number[]) => ctx.op("Reshape", [
     whole(i, j) ? src : ctx.op("Slice", [padded, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]), ctx.constI64(shape),
   ]);
+  if (ho * wo >= 256 && o < c && g.pad.every((p, k) => p <= [kh, kw][k % 2] - 1)) {
+    // Fewer output than input channels: copy shifted views of dy rather than of x, x taken as it is.
+    // dW[o, c, i, j] = sum over n, q of x[n, c, q] * dyP[n, o, q + (kh-1-i, kw-1-j)], dyP being dy padded
+    // by kernel - 1 - pad on each side (so the views have x's size).
+    const dyP = ctx.op("Pad", [dy, ctx.constI64([0, 0, kh - 1 - g.pad[0], kw - 1 - g.pad[1], 0, 0, kh - 1 - g.pad[2], kw - 1 - g.pad[3]])]);
+    const x3 = ctx.op("Reshape", [x, ctx.constI64([0, c, -1])]);
+    const parts: string[] = [];
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const [si, sj] = [kh - 1 - i, kw - 1 - j];
+        const view = si === kh - 1 - g.pad[0] && sj === kw - 1 - g.pad[1] && ho === h && wo === w ? dy
+          : ctx.op("Slice", [dyP, ctx.constI64([si, sj]), ctx.constI64([si + h, sj + w]), ctx.constI64([2, 3])]);
+        const r = ctx.op("FusedMatMul", [ctx.op("Reshape", [view, ctx.constI64([0, o, -1])]), x3], { transB: { type: "int", value: 1 } }, msDomain);
+        parts.push(ctx.op("Reshape", [r, ctx.constI64([0, o, c, 1])]));
+      }
+    }
+    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 3 } });
+    const summed = ctx.op("ReduceSum", [stacked, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } });
+    return ctx.op("Reshape", [summed, ctx.constI64([o, c, kh, kw])]);
+  }
   if (ho * wo >= 256) {
     const xp = padded(x); // [N, C, H', W']
     const dy3 = ctx.op("Reshape", [dy, ctx.constI64([0, o, -1])]); // [N, O, P]

@@ -79,6 +79,12 @@ const cases: OpCase[] = [
   // 16 x 16 and larger outputs take the per-sample product lowering (FusedMatMul per tap, batch summed after).
   { name: "convWeightGrad (as an op), 16x16, symbolic batch", inputs: { x: { shape: [2, 2, 16, 16], graphShape: ["B", 2, 16, 16] }, y: { shape: [2, 3, 16, 16], graphShape: ["B", 3, 16, 16] } },
     build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1, kernel: [3, 3] }) },
+  { name: "convWeightGrad (as an op), 16x16, fewer outputs than inputs (shifted dy), symbolic batch", inputs: { x: { shape: [2, 3, 16, 16], graphShape: ["B", 3, 16, 16] }, y: { shape: [2, 2, 16, 16], graphShape: ["B", 2, 16, 16] } },
+    build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1, kernel: [3, 3] }) },
+  { name: "convWeightGrad (as an op), 17x17, 2x2 kernel, uneven padding, shifted dy", inputs: { x: { shape: [1, 3, 17, 17] }, y: { shape: [1, 2, 17, 17] } },
+    build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 0, 0, 1], dilation: [1, 1], groups: 1, kernel: [2, 2] }) },
+  { name: "convWeightGrad (as an op), 18x18, valid 3x3, shifted dy", inputs: { x: { shape: [1, 3, 18, 18] }, y: { shape: [1, 2, 16, 16] } },
+    build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [0, 0, 0, 0], dilation: [1, 1], groups: 1, kernel: [3, 3] }) },
   { name: "convWeightGrad (as an op), 17x17, 2x2 kernel, uneven padding", inputs: { x: { shape: [1, 2, 17, 17] }, y: { shape: [1, 2, 17, 17] } },
     build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 0, 0, 1], dilation: [1, 1], groups: 1, kernel: [2, 2] }) },
   // composites
