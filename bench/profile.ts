@@ -16,7 +16,7 @@ interface ProfileEvent {
   name: string;
   ts: number; // microseconds since the session started
   dur: number; // microseconds
-  args?: { op_name?: string; output_size?: string };
+  args?: { op_name?: string; output_size?: string; input_type_shape?: Record<string, number[]>[] };
 }
 
 /** The ONNX bytes and feeds of the graph to profile. */
@@ -77,7 +77,7 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
   const wall = events.filter((e) => e.cat === "Session" && e.name === "model_run" && e.ts >= from).map((e) => e.dur / 1000);
   const kernels = events.filter((e) => e.cat === "Node" && e.name.endsWith("_kernel_time") && e.ts >= from);
   const byType = new Map<string, { us: number; count: number }>();
-  const byNode = new Map<string, { us: number; op: string }>();
+  const byNode = new Map<string, { us: number; op: string; inputs: string }>();
   for (const e of kernels) {
     const op = e.args?.op_name ?? "?";
     const t = byType.get(op) ?? { us: 0, count: 0 };
@@ -85,7 +85,8 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
     t.count++;
     byType.set(op, t);
     const name = e.name.replace(/_kernel_time$/, "");
-    const n = byNode.get(name) ?? { us: 0, op };
+    const inputs = (e.args?.input_type_shape ?? []).map((t) => `[${Object.values(t)[0]?.join(",") ?? ""}]`).join(" ");
+    const n = byNode.get(name) ?? { us: 0, op, inputs };
     n.us += e.dur;
     byNode.set(name, n);
   }
@@ -110,9 +111,9 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
     console.log(`${opType} by output bytes (ms/run, nodes/run):`);
     for (const [k, t] of [...bySize].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) console.log(`  ${k.padStart(10)} ${ms(t.us)} ${t.count / runs}`);
   }
-  console.log("slowest nodes:");
-  for (const [name, n] of [...byNode].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) {
-    console.log(`  ${name.padEnd(40)} ${n.op.padEnd(16)}${ms(n.us)} ms/run`);
+  console.log(`slowest ${opType ?? ""} nodes (inputs):`.replace("  ", " "));
+  for (const [name, n] of [...byNode].filter(([, n]) => !opType || n.op === opType).sort((a, b) => b[1].us - a[1].us).slice(0, 15)) {
+    console.log(`  ${name.padEnd(28)} ${n.op.padEnd(14)}${ms(n.us)} ms/run  ${opType ? n.inputs : ""}`);
   }
 }
 

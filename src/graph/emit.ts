@@ -26,6 +26,7 @@ export class EmitContext {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxTensor[] = [];
   private counter = 0;
+  private readonly f32Cache = new Map<string, string>();
   private readonly i64Cache = new Map<string, string>();
   private readonly shapeCache = new Map<string, string>();
   private readonly smallConstants = new Map<string, string>();
@@ -61,11 +62,14 @@ export class EmitContext {
     return name;
   }
 
-  /** Small constants (scalars from `lift`, masks) are shared by value: fewer initializers open faster in ORT. */
-  /** A 1-D float32 initializer. */
-  constF32s(values: Float32Array): string {
+  /** A float32 initializer (1-D unless `dims` is given); small ones (up to 1024 values) are shared by value. */
+  constF32s(values: Float32Array, dims: readonly number[] = [values.length]): string {
+    const key = values.length <= 1024 ? `${dims.join("x")}:${values.join(",")}` : undefined;
+    const cached = key === undefined ? undefined : this.f32Cache.get(key);
+    if (cached) return cached;
     const name = this.fresh("f32");
-    this.initializers.push({ name, dataType: OnnxDataType.FLOAT, dims: [values.length], raw: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+    this.initializers.push({ name, dataType: OnnxDataType.FLOAT, dims: [...dims], raw: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+    if (key !== undefined) this.f32Cache.set(key, name);
     return name;
   }
 

@@ -45,14 +45,25 @@ function convMaybeNchwc(
 ): string {
   const b = ctx.nchwcBlock;
   const [o, c, kh, kw] = wShape;
-  const [h, w] = [x.shape[2], x.shape[3]];
-  const suits = b > 0 && attrs.group.value === 1 && c % b === 0 && o % b === 0 && typeof h === "number" && typeof w === "number"
-    && h * w >= nchwcMinPixels && weight.op !== "constant";
-  if (!suits) return ctx.op("Conv", ins, attrs);
+  if (!nchwcSuits(ctx, attrs, x, weight, wShape)) return ctx.op("Conv", ins, attrs);
   const w6 = ctx.op("Reshape", [ins[1], ctx.constI64([o / b, b, c / b, b, kh, kw])]);
   const wr = ctx.op("Reshape", [ctx.op("Transpose", [w6], { perm: ctxInts([0, 2, 4, 5, 3, 1]) }), ctx.constI64([o, c, kh, kw])]);
+  return nchwcConv(ctx, [ins[0], wr, ...ins.slice(2)], attrs, o);
+}
+
+/** Whether the NCHWc Conv applies: blocked channels, a known image size of at least nchwcMinPixels, a non-constant weight. */
+function nchwcSuits(ctx: EmitContext, attrs: ReturnType<typeof convAttrs>, x: Tensor, weight: Tensor, wShape: readonly number[]): boolean {
+  const b = ctx.nchwcBlock;
+  const [o, c] = wShape;
+  const [h, w] = [x.shape[2], x.shape[3]];
+  return b > 0 && attrs.group.value === 1 && c % b === 0 && o % b === 0 && typeof h === "number" && typeof w === "number"
+    && h * w >= nchwcMinPixels && weight.op !== "constant";
+}
+
+/** The NCHWc Conv, its filter (ins[1]) already in OIHWBiBo order: input reordered, Conv, output reordered back. */
+function nchwcConv(ctx: EmitContext, ins: readonly string[], attrs: ReturnType<typeof convAttrs>, o: number): string {
   const xr = ctx.op("ReorderInput", [ins[0]], undefined, nchwcDomain);
-  const yr = ctx.op("Conv", [xr, wr, ...ins.slice(2)], attrs, nchwcDomain);
+  const yr = ctx.op("Conv", [xr, ...ins.slice(1)], attrs, nchwcDomain);
   return ctx.op("ReorderOutput", [yr], { channels: { type: "int", value: o } }, nchwcDomain);
 }
 
@@ -64,11 +75,23 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
   const flipPads = [kh - 1 - g.pad[0], kw - 1 - g.pad[1], kh - 1 - g.pad[2], kw - 1 - g.pad[3]];
   const unit = g.stride[0] === 1 && g.stride[1] === 1 && g.dilation[0] === 1 && g.dilation[1] === 1;
   if (unit && g.groups === 1 && flipPads.every((p) => p >= 0)) {
-    const wT = ctx.op("Transpose", [w], { perm: ctxInts([1, 0, 2, 3]) });
-    const wF = ctx.op("Slice", [wT, ctx.constI64([-1, -1]), ctx.constI64([-kh - 1, -kw - 1]), ctx.constI64([2, 3]), ctx.constI64([-1, -1])]);
     const attrs = convAttrs({ ...g, pad: flipPads as unknown as Conv2dGeometry["pad"] }, [kh, kw]);
     const [o, c] = wt.shape as number[];
-    return convMaybeNchwc(ctx, [dy, wF], attrs, node.inputs[0], wt, [c, o, kh, kw]);
+    // The kernel flip as a product with the reversal matrix over the taps (exact: one product by 1, the rest
+    // by 0): a multithreaded GEMM, where a Slice with negative steps copied the weights element by element.
+    const taps = kh * kw;
+    const reversal = new Float32Array(taps * taps);
+    for (let t = 0; t < taps; t++) reversal[t * taps + taps - 1 - t] = 1;
+    const flipped = ctx.op("MatMul", [ctx.op("Reshape", [w, ctx.constI64([o, c, taps])]), ctx.constF32s(reversal, [taps, taps])]);
+    const b = ctx.nchwcBlock;
+    if (nchwcSuits(ctx, attrs, node.inputs[0], wt, [c, o, kh, kw])) {
+      // Transposed to [C, O] and reordered to OIHWBiBo in one Transpose.
+      const w6 = ctx.op("Reshape", [flipped, ctx.constI64([o / b, b, c / b, b, kh, kw])]);
+      const wr = ctx.op("Reshape", [ctx.op("Transpose", [w6], { perm: ctxInts([2, 0, 4, 5, 1, 3]) }), ctx.constI64([c, o, kh, kw])]);
+      return nchwcConv(ctx, [dy, wr], attrs, c);
+    }
+    const wF = ctx.op("Reshape", [ctx.op("Transpose", [flipped], { perm: ctxInts([1, 0, 2]) }), ctx.constI64([c, o, kh, kw])]);
+    return ctx.op("Conv", [dy, wF], attrs);
   }
   const dyShape = node.inputs[0].shape;
   const natural = [0, 1].map((a) => g.stride[a] * ((dyShape[2 + a] as number) - 1) + (([kh, kw][a] - 1) * g.dilation[a] + 1) - g.pad[a] - g.pad[a + 2]);
@@ -80,11 +103,12 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
  * Weight gradient of a stride-1 conv as matrix products over shifted views of the padded input (measured
  * here at 1.5-3x the batch-swapped Conv). dW[o, c, i, j] = sum over n, p of dy[n, o, p] * xpad[n, c, p
  * shifted by (i, j)].
- * - Large images: per tap, one batched product dy [N, O, P] x view [N, C, P]^T (FusedMatMul, transB) ->
- *   [N, O, C], the taps stacked last and the batch summed: no transposed copy of the activations or of dy
- *   (3% faster on the reference U-Net's b64 training step than moving both to [C, N*P] / [N*P, O] first).
- *   The views are copies, so they are taken of the smaller of x and dy: of dy when the conv has fewer
- *   output than input channels (the decoder's convs over concatenated skips; 1% faster on b64).
+ * - Large images: per tap, one batched product [N, O, P] x [N, C, P]^T (FusedMatMul, transB) -> [N, O, C],
+ *   the taps stacked last and the batch summed: no transposed copy of the activations or of dy (3% faster
+ *   on the reference U-Net's b64 training step than moving both to [C, N*P] / [N*P, O] first). The shifted
+ *   views are copies; a "same" conv splits each tap's shift between its operands (x shifted by columns, dy
+ *   by rows), so it copies x kw - 1 times and dy kh - 1 times instead of x once per tap (b64 training step
+ *   1.01-1.04x). Other sizes copy shifted views of the smaller of x and dy.
  * - Small images (under 256 pixels): one im2col MatMul with inner size N*P, where per-sample products would
  *   be too small to run fast.
  */
@@ -101,6 +125,32 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   const shifted = (src: string, padded: string, i: number, j: number, shape: number[]) => ctx.op("Reshape", [
     whole(i, j) ? src : ctx.op("Slice", [padded, ctx.constI64([i, j]), ctx.constI64([i + ho, j + wo]), ctx.constI64([2, 3])]), ctx.constI64(shape),
   ]);
+  if (ho * wo >= 256 && ho === h && wo === w) {
+    // A "same" conv: xpad[y + i, x + j] = x[y + i - pt, x + j - pl], so with Xh_j = x shifted by j - pl
+    // columns and Dv_i = dy shifted by i - pt rows (zero filled; one Pad each, negative pads cropping),
+    // dW[o, c, i, j] = sum over n, p of Dv_i[n, o, p] * Xh_j[n, c, p]: kw - 1 copies of x and kh - 1 of
+    // dy instead of one view of x per tap.
+    const [pt, pl] = [g.pad[0], g.pad[1]];
+    const xs: string[] = [], ds: string[] = [];
+    for (let j = 0; j < kw; j++) {
+      const v = j === pl ? x : ctx.op("Pad", [x, ctx.constI64([0, 0, 0, pl - j, 0, 0, 0, j - pl])]);
+      xs.push(ctx.op("Reshape", [v, ctx.constI64([0, c, -1])]));
+    }
+    for (let i = 0; i < kh; i++) {
+      const flat = ctx.op("Reshape", [dy, ctx.constI64([0, o, -1])]);
+      ds.push(i === pt ? flat : ctx.op("Reshape", [ctx.op("Pad", [dy, ctx.constI64([0, 0, i - pt, 0, 0, 0, pt - i, 0])]), ctx.constI64([0, o, -1])]));
+    }
+    const parts: string[] = [];
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const r = ctx.op("FusedMatMul", [ds[i], xs[j]], { transB: { type: "int", value: 1 } }, msDomain); // [N, O, C]
+        parts.push(ctx.op("Reshape", [r, ctx.constI64([0, o, c, 1])]));
+      }
+    }
+    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 3 } });
+    const summed = ctx.op("ReduceSum", [stacked, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } });
+    return ctx.op("Reshape", [summed, ctx.constI64([o, c, kh, kw])]);
+  }
   if (ho * wo >= 256 && o < c && g.pad.every((p, k) => p <= [kh, kw][k % 2] - 1)) {
     // Fewer output than input channels: copy shifted views of dy rather than of x, x taken as it is.
     // dW[o, c, i, j] = sum over n, q of x[n, c, q] * dyP[n, o, q + (kh-1-i, kw-1-j)], dyP being dy padded
