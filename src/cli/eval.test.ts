@@ -25,12 +25,13 @@ test("imagen eval --sampler/--thresholding: the report names them and the images
   const a = await runEval({ ...base, out: join(dir, "a") });
   const b = await runEval({ ...base, sampler: "ancestral", thresholding: "none", out: join(dir, "b") });
   const c = await runEval({ ...base, sampler: "ancestral", thresholding: "none", out: join(dir, "c") });
-  assert.equal(a.sampler, "dpmpp2m");
+  assert.equal(a.sampler, (await loadCascade(defaultModelDir())).sampling.sampler ?? "dpmpp2m", "the model's recommended sampler");
+  assert.equal(a.steps, 3);
   assert.equal(a.thresholding, (await loadCascade(defaultModelDir())).sampling.thresholding ?? "dynamic", "the model's recommendation");
   const { guidance: _, ...noGuidance } = base;
   assert.equal((await runEval({ ...noGuidance, limit: "1", stage: "0", steps: "1" })).guidance, (await loadCascade(defaultModelDir())).sampling.guidance ?? 4, "the model's guidance");
   assert.equal(b.sampler, "ancestral");
-  assert.match(formatReport(b), /ancestral sampler, none thresholding/);
+  assert.match(formatReport(b), /ancestral sampler \(3 steps\), none thresholding/);
   const png = (d: string) => readFile(join(dir, d, "000-0.png"));
   assert.notDeepEqual(await png("a"), await png("b"));
   assert.deepEqual(await png("b"), await png("c"));

@@ -11,13 +11,13 @@ import { judge, type AttributeResult } from "../eval/oracle.js";
 import { evalPrompts, promptSets, type PromptSet } from "../eval/prompts.js";
 import { progressReporter } from "./progress.js";
 import { defaultAugLevel, defaultModelDir } from "./default-model.js";
-import { guidanceFor, parseSampler, thresholdingFor } from "./generate.js";
+import { guidanceFor, parseSampler, samplerFor, stepsFor, thresholdingFor } from "./generate.js";
 import { parseThresholding } from "../diffusion/guidance.js";
-import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
+import { defaultSteps, samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
 export interface EvalFlags { model?: string; samples: string; seed: string; guidance?: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }
 export interface EvalReport {
-  model: string; samples: number; seed: number; guidance: number; augLevel: number; sampler: SamplerName; thresholding: string; promptSet: PromptSet; prompts: number; stage: number; size: number;
+  model: string; samples: number; seed: number; guidance: number; augLevel: number; sampler: SamplerName; steps: number; thresholding: string; promptSet: PromptSet; prompts: number; stage: number; size: number;
   /** Share of attributes judged right, per category (background checks reported on their own). */
   categories: Record<string, { correct: number; total: number; accuracy: number }>;
   items: { prompt: string; sample: number; results: AttributeResult[] }[];
@@ -35,10 +35,10 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const seed = Number(f.seed);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new ValueError(`--seed: expected a non-negative integer, got "${f.seed}"`);
   guidanceFor(f.guidance, {}); // a bad flag fails before the model loads
-  const steps = f.steps === undefined ? undefined : positiveInt("steps", f.steps, 1000);
+  const stepsFlag = f.steps === undefined ? undefined : positiveInt("steps", f.steps, 1000);
   const augLevel = Number(f.augLevel ?? defaultAugLevel);
   if (!(augLevel >= 0 && augLevel <= 1) || f.augLevel?.trim() === "") throw new ValueError(`--aug-level: expected a number from 0 to 1, got "${f.augLevel}"`);
-  const sampler = parseSampler(f.sampler ?? "dpmpp2m");
+  if (f.sampler !== undefined) parseSampler(f.sampler); // a bad flag fails before the model loads
   if (f.thresholding !== undefined) parseThresholding(f.thresholding); // a bad flag fails before the model loads
   const promptSet = (f.prompts ?? "heldout") as PromptSet;
   if (!promptSets.includes(promptSet)) throw new ValueError(`--prompts: expected one of ${promptSets.join(", ")}, got "${f.prompts}"`);
@@ -48,13 +48,15 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const thresholdingText = thresholdingFor(f.thresholding, loaded.sampling);
   const thresholding = parseThresholding(thresholdingText);
   const guidance = guidanceFor(f.guidance, loaded.sampling);
+  const sampler = samplerFor(f.sampler, loaded.sampling);
+  const steps = stepsFor(stepsFlag, sampler, loaded.sampling);
   const stage = f.stage === undefined ? loaded.stages.length - 1 : f.stage.trim() === "" ? NaN : Number(f.stage);
   if (!Number.isInteger(stage) || stage < 0 || stage >= loaded.stages.length) {
     throw new ValueError(`--stage: expected an integer from 0 to ${loaded.stages.length - 1} (the model has ${loaded.stages.length} stages), got "${f.stage}"`);
   }
   const cascade = new Cascade(loaded.encoder, loaded.stages);
   const progress = progressReporter(f.json === true);
-  const report: EvalReport = { model, samples, seed, guidance, augLevel, sampler, thresholding: thresholdingText, promptSet, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
+  const report: EvalReport = { model, samples, seed, guidance, augLevel, sampler, steps: steps ?? defaultSteps[sampler], thresholding: thresholdingText, promptSet, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
   if (f.out) await mkdir(f.out, { recursive: true });
   try {
     for (const [k, p] of prompts.entries()) {
@@ -83,7 +85,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
 
 export function formatReport(r: EvalReport): string {
   const rows = Object.entries(r.categories).map(([c, v]) => `${c.padEnd(12)} ${(100 * v.accuracy).toFixed(1).padStart(5)}%  (${v.correct}/${v.total})`);
-  return [`oracle-scored alignment of stage ${r.stage} (${r.size} px): ${r.prompts} ${r.promptSet === "seen" ? "seen-in-training" : "held-out"} prompts x ${r.samples} samples, guidance ${r.guidance}, ${r.sampler} sampler, ${r.thresholding} thresholding, aug level ${r.augLevel}, seed ${r.seed}`, ...rows].join("\n");
+  return [`oracle-scored alignment of stage ${r.stage} (${r.size} px): ${r.prompts} ${r.promptSet === "seen" ? "seen-in-training" : "held-out"} prompts x ${r.samples} samples, guidance ${r.guidance}, ${r.sampler} sampler (${r.steps} steps), ${r.thresholding} thresholding, aug level ${r.augLevel}, seed ${r.seed}`, ...rows].join("\n");
 }
 
 export function registerEval(program: Command): void {
@@ -94,8 +96,8 @@ export function registerEval(program: Command): void {
     .option("--samples <n>", "images per prompt", "2")
     .option("--seed <n>", "first seed (prompt k uses seed + k)", "0")
     .option("--guidance <w>", "classifier-free guidance weight (as imagen generate; default: the model's recommendation, else 4)")
-    .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
-    .option("--sampler <name>", `one of ${samplerNames.join(", ")} (as imagen generate)`, "dpmpp2m")
+    .option("--steps <n>", "sampler steps per stage (default: the model's recommendation for the sampler, else the sampler's)")
+    .option("--sampler <name>", `one of ${samplerNames.join(", ")} (default: the model's recommendation, else dpmpp2m)`)
     .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (as imagen generate; default: the model's recommendation, else dynamic)")
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages (as imagen generate)", String(defaultAugLevel))
     .option("--prompts <set>", `prompt set: heldout (new colour/shape pairs and sign words; the scored one) or seen (pairs and words training shows)`, "heldout")

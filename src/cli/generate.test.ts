@@ -65,8 +65,41 @@ test("a model folder's recommended thresholding applies when --thresholding is n
     const index = JSON.parse(await readFile(join(model, "model_index.json"), "utf8"));
     await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { thresholding: "hard" } }));
     await assert.rejects(loadCascade(model), (e: Error) => e instanceof ModelFolderError && /model_index\.json sampling\.thresholding: expected none, static, dynamic or dynamic:P .*got "hard"/.test(e.message));
-    await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { steps: 3 } }));
-    await assert.rejects(loadCascade(model), /model_index\.json sampling: unknown setting "steps"/);
+    await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { eta: 1 } }));
+    await assert.rejects(loadCascade(model), /model_index\.json sampling: unknown setting "eta"; the settings are: thresholding, guidance, sampler, steps/);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+    await rm(model, { recursive: true, force: true });
+  }
+});
+
+test("a model folder's recommended sampler and steps apply when the flags are not given; its steps only go with its sampler", async () => {
+  const model = await tinyModel({ sampler: "ancestral", steps: 4 });
+  const out = await mkdtemp(join(tmpdir(), "imagen-out-"));
+  try {
+    assert.deepEqual((await loadCascade(model)).sampling, { sampler: "ancestral", steps: 4 });
+    const run = async (dir: string, extra: Partial<GenerateFlags>) => {
+      const file = (await runGenerate("a red square", flags(model, join(out, dir), extra)))[0];
+      return { text: decodePng(await readFile(file)).text.parameters, bytes: await readFile(file) };
+    };
+    const byModel = await run("m", { sampler: undefined, steps: undefined });
+    assert.match(byModel.text, /Steps: 4, Sampler: ancestral,/);
+    assert.deepEqual(byModel.bytes, (await run("s", { sampler: "ancestral", steps: "4" })).bytes, "the same as asking for it");
+    assert.match((await run("d", { sampler: "ddim", steps: undefined })).text, /Steps: 50, Sampler: ddim,/, "another sampler: its own default steps");
+    assert.match((await run("k", { sampler: undefined, steps: "2" })).text, /Steps: 2, Sampler: ancestral,/, "--steps overrides");
+    // Steps without a sampler belong to dpmpp2m; no recommendation: dpmpp2m at its 25 steps.
+    const stepsOnly = await tinyModel({ steps: 3 });
+    assert.match(decodePng(await readFile((await runGenerate("a red square", flags(stepsOnly, join(out, "o"), { sampler: undefined, steps: undefined })))[0])).text.parameters, /Steps: 3, Sampler: dpmpp2m,/);
+    const plain = await tinyModel();
+    assert.match(decodePng(await readFile((await runGenerate("a red square", flags(plain, join(out, "p"), { sampler: undefined, steps: undefined })))[0])).text.parameters, /Steps: 25, Sampler: dpmpp2m,/);
+    await Promise.all([rm(stepsOnly, { recursive: true }), rm(plain, { recursive: true })]);
+    const index = JSON.parse(await readFile(join(model, "model_index.json"), "utf8"));
+    await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { sampler: "euler" } }));
+    await assert.rejects(loadCascade(model), (e: Error) => e instanceof ModelFolderError && /model_index\.json sampling\.sampler: expected one of ancestral, ddim, dpmpp2m, got "euler"/.test(e.message));
+    for (const bad of [0, 2.5, "10", 20000]) {
+      await writeFile(join(model, "model_index.json"), JSON.stringify({ ...index, sampling: { steps: bad } }));
+      await assert.rejects(loadCascade(model), (e: Error) => e instanceof ModelFolderError && /model_index\.json sampling\.steps: expected an integer from 1 to 10000/.test(e.message));
+    }
   } finally {
     await rm(out, { recursive: true, force: true });
     await rm(model, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { ValueError } from "../util/errors.js";
 import { imageToPng } from "../data/png.js";
-import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
+import { defaultSteps, samplerNames, type SamplerName } from "../diffusion/samplers.js";
 import { parseThresholding } from "../diffusion/guidance.js";
 import { Cascade } from "../pipeline/cascade.js";
 import { loadCascade, type SamplingDefaults } from "../pipeline/model-folder.js";
@@ -16,7 +16,7 @@ import { defaultAugLevel, defaultModelDir } from "./default-model.js";
 
 export interface GenerateFlags {
   /** Model folder; default: the shipped cascade (models/default). */
-  model?: string; steps?: string; guidance?: string; seed: string; negative?: string; sampler: string;
+  model?: string; steps?: string; guidance?: string; seed: string; negative?: string; sampler?: string;
   thresholding?: string; augLevel: string; batch: string; out: string; json?: boolean;
   /** A folder for the on-disk text-embedding cache (shared with `imagen train`'s). */
   textCache?: string;
@@ -31,6 +31,16 @@ function num(name: string, v: string, check: (n: number) => boolean, range: stri
 export function parseSampler(v: string): SamplerName {
   if (!(samplerNames as readonly string[]).includes(v)) throw new ValueError(`--sampler: expected one of ${samplerNames.join(", ")}, got "${v}"`);
   return v as SamplerName;
+}
+
+/** The sampler a run uses: the flag (checked), else the model folder's recommendation, else dpmpp2m. */
+export function samplerFor(flag: string | undefined, sampling: SamplingDefaults): SamplerName {
+  return flag !== undefined ? parseSampler(flag) : sampling.sampler ?? "dpmpp2m";
+}
+
+/** Steps per stage: the flag, else the model's recommendation when its sampler is the one in use, else the sampler's default (undefined). */
+export function stepsFor(flag: number | undefined, sampler: SamplerName, sampling: SamplingDefaults): number | undefined {
+  return flag ?? (sampling.steps !== undefined && sampler === (sampling.sampler ?? "dpmpp2m") ? sampling.steps : undefined);
 }
 
 /** The thresholding a run uses: the flag, else the model folder's recommendation, else Imagen's dynamic. */
@@ -55,18 +65,20 @@ export function parametersText(prompt: string, p: Record<string, string | number
 
 export async function runGenerate(prompt: string, f: GenerateFlags): Promise<string[]> {
   if (prompt.length > 10000) throw new ValueError(`prompt: ${prompt.length} characters is too long (at most 10000); shorten it`);
-  const sampler = parseSampler(f.sampler);
+  if (f.sampler !== undefined) parseSampler(f.sampler); // a bad flag fails before the model loads
   const seed = num("seed", f.seed, (n) => Number.isSafeInteger(n) && n >= 0, "a non-negative integer");
   guidanceFor(f.guidance, {}); // a bad flag fails before the model loads
   const batch = num("batch", f.batch, (n) => Number.isInteger(n) && n >= 1 && n <= 64, "an integer from 1 to 64");
   const augLevel = num("aug-level", f.augLevel, (n) => n >= 0 && n <= 1, "a number from 0 to 1");
-  const steps = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
+  const stepsFlag = f.steps === undefined ? undefined : num("steps", f.steps, (n) => Number.isInteger(n) && n >= 1 && n <= 10000, "an integer from 1 to 10000");
   if (f.thresholding !== undefined) parseThresholding(f.thresholding); // a bad flag fails before the model loads
   const model = f.model ?? defaultModelDir();
   const loaded = await loadCascade(model);
   const thresholdingText = thresholdingFor(f.thresholding, loaded.sampling);
   const thresholding = parseThresholding(thresholdingText);
   const guidance = guidanceFor(f.guidance, loaded.sampling);
+  const sampler = samplerFor(f.sampler, loaded.sampling);
+  const steps = stepsFor(stepsFlag, sampler, loaded.sampling);
   const stages = loaded.stages;
   const encoder = f.textCache ? cachedEncoder(loaded.encoder, f.textCache, (m) => process.stderr.write(`warning: ${m}\n`)) : loaded.encoder;
   for (const w of await trainingWarnings(model)) process.stderr.write(`warning: ${w}\n`);
@@ -85,7 +97,7 @@ export async function runGenerate(prompt: string, f: GenerateFlags): Promise<str
     const files: string[] = [];
     for (let i = 0; i < batch; i++) {
       const text = parametersText(prompt, {
-        Steps: steps ?? "default", Sampler: sampler, "CFG scale": guidance, Seed: seed, "Batch index": i, Size: `${S}x${S}`,
+        Steps: steps ?? defaultSteps[sampler], Sampler: sampler, "CFG scale": guidance, Seed: seed, "Batch index": i, Size: `${S}x${S}`,
         Thresholding: thresholdingText, "Aug level": augLevel, Model: f.model ?? "default",
       }, f.negative);
       const file = join(f.out, `${seed}-${i}.png`);
@@ -104,11 +116,11 @@ export function registerGenerate(program: Command): void {
     .description("generate images from a text prompt")
     .argument("<prompt>", "what to draw")
     .option("--model <dir>", "model folder (model_index.json + one folder per part); default: the shipped cascade")
-    .option("--steps <n>", "sampler steps per stage (default: the sampler's)")
+    .option("--steps <n>", "sampler steps per stage (default: the model's recommendation for the sampler, else the sampler's)")
     .option("--guidance <w>", "classifier-free guidance weight (default: the model's recommendation, else 4)")
     .option("--seed <n>", "random seed; the same seed gives the same bytes", "0")
     .option("--negative <text>", "negative prompt (replaces the empty condition in guidance)")
-    .option("--sampler <name>", `one of ${samplerNames.join(", ")}`, "dpmpp2m")
+    .option("--sampler <name>", `one of ${samplerNames.join(", ")} (default: the model's recommendation, else dpmpp2m)`)
     .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (default: the model's recommendation, else dynamic)")
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages", String(defaultAugLevel))
     .option("--batch <n>", "images to make", "1")

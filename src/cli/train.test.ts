@@ -141,6 +141,7 @@ test("bad training configs and datasets are refused with the field and the fix",
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, lrScales: [10] }] }, /"stages\[0\]\.lrScales" must be an object of parameter-name patterns to learning-rate factors/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, lrScales: { "text_pos[": 10 } }] }, /"stages\[0\]\.lrScales": AdamW lrScales: "text_pos\[" is not a valid regular expression/);
   await expectBad({ ...config("r"), stages: [{ unet: { ...unet, textPositions: 1 }, steps: 1 }] }, /"stages\[0\]\.unet": UNet textPositions: expected true, false or no key/);
+  await expectBad({ ...config("r"), sampling: { sampler: "euler" } }, /sampling\.sampler: expected one of ancestral, ddim, dpmpp2m, got "euler"/);
   await expectBad({ ...config("r"), sampling: { thresholding: "soft" } }, /sampling\.thresholding: expected none, static, dynamic or dynamic:P \(e\.g\. dynamic:99\.5\), got "soft"/);
   await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of scenes, toy, jsonl, folder/);
   await expectBad({ ...config("r"), dataset: { kind: "scenes", seed: 0, kindWeights: [1, 2] } }, /"dataset\.kindWeights" expected an object of scene kind -> weight/);

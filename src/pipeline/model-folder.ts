@@ -15,6 +15,7 @@ import { parameterizations, type Parameterization } from "../train/objective.js"
 import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
 import type { StageSpec } from "./stage-denoiser.js";
 import { parseThresholding } from "../diffusion/guidance.js";
+import { samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
 export class ModelFolderError extends ImagenError {}
 
@@ -51,9 +52,12 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
   }
 }
 
-/** Sampling settings a model recommends (model_index.json "sampling"), used where the user sets none. */
-/** Sampling settings a model folder recommends: what generate and eval use where no flag says otherwise. */
-export interface SamplingDefaults { thresholding?: string; guidance?: number }
+/**
+ * Sampling settings a model folder recommends (model_index.json "sampling"): what generate and eval use
+ * where no flag says otherwise. `steps` belongs to the recommended sampler (dpmpp2m if none is named) and
+ * applies only when that sampler is the one in use.
+ */
+export interface SamplingDefaults { thresholding?: string; guidance?: number; sampler?: SamplerName; steps?: number }
 
 /** Saves the encoder config, every stage (weights as fp32 or fp16) and the recommended sampling settings. */
 export async function saveCascade(dir: string, encoder: EncoderConfig, stages: StageSpec[], dtype: "F32" | "F16" = "F32", sampling: SamplingDefaults = {}): Promise<void> {
@@ -121,9 +125,9 @@ export interface LoadedCascade { encoder: TextEncoder; stages: StageSpec[]; samp
 export function checkSampling(v: unknown, what: string): SamplingDefaults {
   if (v === undefined) return {};
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ModelFolderError(`${what}: expected an object like {"thresholding": "static", "guidance": 2}, got ${JSON.stringify(v)}`);
-  const { thresholding, guidance, ...rest } = v as Record<string, unknown>;
+  const { thresholding, guidance, sampler, steps, ...rest } = v as Record<string, unknown>;
   const unknown = Object.keys(rest);
-  if (unknown.length) throw new ModelFolderError(`${what}: unknown setting ${JSON.stringify(unknown[0])}; the settings are: thresholding, guidance`);
+  if (unknown.length) throw new ModelFolderError(`${what}: unknown setting ${JSON.stringify(unknown[0])}; the settings are: thresholding, guidance, sampler, steps`);
   const out: SamplingDefaults = {};
   if (thresholding !== undefined) {
     if (typeof thresholding !== "string") throw new ModelFolderError(`${what}.thresholding: expected none, static, dynamic or dynamic:P, got ${JSON.stringify(thresholding)}`);
@@ -139,6 +143,18 @@ export function checkSampling(v: unknown, what: string): SamplingDefaults {
       throw new ModelFolderError(`${what}.guidance: expected a classifier-free guidance weight from 0 to 100, got ${JSON.stringify(guidance)}`);
     }
     out.guidance = guidance;
+  }
+  if (sampler !== undefined) {
+    if (typeof sampler !== "string" || !(samplerNames as readonly string[]).includes(sampler)) {
+      throw new ModelFolderError(`${what}.sampler: expected one of ${samplerNames.join(", ")}, got ${JSON.stringify(sampler)}`);
+    }
+    out.sampler = sampler as SamplerName;
+  }
+  if (steps !== undefined) {
+    if (typeof steps !== "number" || !Number.isInteger(steps) || steps < 1 || steps > 10000) {
+      throw new ModelFolderError(`${what}.steps: expected an integer from 1 to 10000 (the recommended sampler's steps per stage), got ${JSON.stringify(steps)}`);
+    }
+    out.steps = steps;
   }
   return out;
 }
