@@ -62,6 +62,13 @@ export class EmitContext {
     return name;
   }
 
+  /** An int64 initializer of the given shape (not shared). */
+  constI64Shaped(values: readonly number[], dims: readonly number[]): string {
+    const name = this.fresh("i64");
+    this.initializers.push(tensorFromInt64(name, values, [...dims]));
+    return name;
+  }
+
   /** A float32 initializer (1-D unless `dims` is given); small ones (up to 1024 values) are shared by value. */
   constF32s(values: Float32Array, dims: readonly number[] = [values.length]): string {
     const key = values.length <= 1024 ? `${dims.join("x")}:${values.join(",")}` : undefined;
