@@ -47,7 +47,7 @@ test("imagen eval: per-category scores of the shipped model; --stage scores the 
   assert.deepEqual(Object.keys(r.categories).sort(), ["background", "colors"]);
   assert.equal(r.categories.colors.total, 4); // colour + object, per prompt
   assert.equal(r.categories.background.total, 1);
-  assert.match(formatReport(r), /stage 1 \(128 px\): 2 held-out prompts x 1 samples, guidance 4, dpmpp2m sampler, static thresholding, aug level 0.2/);
+  assert.match(formatReport(r), /stage 1 \(128 px\): 2 held-out prompts x 1 samples, guidance 4, ancestral sampler \(100 steps\), static thresholding, aug level 0.2/, "the model's recommended sampler, steps and thresholding");
   assert.equal(r.augLevel, 0.2, "the same aug level as imagen generate by default");
   await assert.rejects(runEval(evalFlags({ stage: "2" })), /--stage: expected an integer from 0 to 1/);
   await assert.rejects(runEval(evalFlags({ samples: "0" })), /--samples/);
