@@ -112,7 +112,7 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
     for (const [k, t] of [...bySize].sort((a, b) => b[1].us - a[1].us).slice(0, 15)) console.log(`  ${k.padStart(10)} ${ms(t.us)} ${t.count / runs}`);
   }
   console.log(`slowest ${opType ?? ""} nodes (inputs):`.replace("  ", " "));
-  for (const [name, n] of [...byNode].filter(([, n]) => !opType || n.op === opType).sort((a, b) => b[1].us - a[1].us).slice(0, 15)) {
+  for (const [name, n] of [...byNode].filter(([, n]) => !opType || n.op === opType).sort((a, b) => b[1].us - a[1].us).slice(0, Number(process.env.PROFILE_TOP ?? 15))) {
     console.log(`  ${name.padEnd(28)} ${n.op.padEnd(14)}${ms(n.us)} ms/run  ${opType ? n.inputs : ""}`);
   }
 }
