@@ -91,8 +91,13 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
     byNode.set(name, n);
   }
   const total = [...byType.values()].reduce((s, t) => s + t.us, 0);
+  // Nodes whose inputs are all 0-D or 1-D: the training step's optimizer works on flat views.
+  const flat = kernels.filter((e) => (e.args?.input_type_shape ?? []).every((t) => (Object.values(t)[0]?.length ?? 0) <= 1));
+  const flatTypes = new Map<string, number>();
+  for (const e of flat) flatTypes.set(e.args?.op_name ?? "?", (flatTypes.get(e.args?.op_name ?? "?") ?? 0) + e.dur);
   const ms = (us: number) => (us / runs / 1000).toFixed(1).padStart(9);
   console.log(`batch ${batch}: ${(total / runs / 1000).toFixed(1)} ms of kernel time per run, ${wall.map((w) => w.toFixed(0)).join(", ")} ms wall (${runs} runs after ${warmup} warm-up)`);
+  console.log(`nodes over 0-D/1-D inputs only (the optimizer): ${(flat.reduce((a, e) => a + e.dur, 0) / runs / 1000).toFixed(1)} ms/run in ${flat.length / runs} nodes (${[...flatTypes].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([op, us]) => `${op} ${(us / runs / 1000).toFixed(1)}`).join(", ")})`);
   console.log(`${"op type".padEnd(22)}${"ms/run".padStart(9)}  share  nodes`);
   for (const [op, t] of [...byType].sort((a, b) => b[1].us - a[1].us).slice(0, 26)) {
     console.log(`${op.padEnd(22)}${ms(t.us)}  ${((100 * t.us) / total).toFixed(1).padStart(4)}%  ${t.count / runs}`);

@@ -46,8 +46,12 @@ function convMaybeNchwc(
   const b = ctx.nchwcBlock;
   const [o, c, kh, kw] = wShape;
   if (!nchwcSuits(ctx, attrs, x, weight, wShape)) return ctx.op("Conv", ins, attrs);
-  const w6 = ctx.op("Reshape", [ins[1], ctx.constI64([o / b, b, c / b, b, kh, kw])]);
-  const wr = ctx.op("Reshape", [ctx.op("Transpose", [w6], { perm: ctxInts([0, 2, 4, 5, 3, 1]) }), ctx.constI64([o, c, kh, kw])]);
+  // [O/b, bo, C/b, bi, taps] -> [O/b, C/b, taps, bi, bo]: bo moved last, then bi past the taps with bo's
+  // 16-float blocks; each step is a transpose ORT copies in runs (one 6-D perm went element by element).
+  const taps = kh * kw;
+  const t1 = ctx.op("Transpose", [ctx.op("Reshape", [ins[1], ctx.constI64([o / b, b, c * taps])])], { perm: ctxInts([0, 2, 1]) });
+  const t2 = ctx.op("Transpose", [ctx.op("Reshape", [t1, ctx.constI64([(o / b) * (c / b), b, taps, b])])], { perm: ctxInts([0, 2, 1, 3]) });
+  const wr = ctx.op("Reshape", [t2, ctx.constI64([o, c, kh, kw])]);
   return nchwcConv(ctx, [ins[0], wr, ...ins.slice(2)], attrs, o);
 }
 
@@ -85,9 +89,12 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
     const flipped = ctx.op("MatMul", [ctx.op("Reshape", [w, ctx.constI64([o, c, taps])]), ctx.constF32s(reversal, [taps, taps])]);
     const b = ctx.nchwcBlock;
     if (nchwcSuits(ctx, attrs, node.inputs[0], wt, [c, o, kh, kw])) {
-      // Transposed to [C, O] and reordered to OIHWBiBo in one Transpose.
-      const w6 = ctx.op("Reshape", [flipped, ctx.constI64([o / b, b, c / b, b, kh, kw])]);
-      const wr = ctx.op("Reshape", [ctx.op("Transpose", [w6], { perm: ctxInts([2, 0, 4, 5, 1, 3]) }), ctx.constI64([c, o, kh, kw])]);
+      // Transposed to [C, O] and reordered to OIHWBiBo: [O/b, bo, C/b, bi, taps] -> [C/b, O/b, taps, bo, bi]
+      // in three transposes that each copy runs (bo moved last, bi moved last, the block axes swapped).
+      const t1 = ctx.op("Transpose", [ctx.op("Reshape", [flipped, ctx.constI64([o / b, b, c * taps])])], { perm: ctxInts([0, 2, 1]) });
+      const t2 = ctx.op("Transpose", [ctx.op("Reshape", [t1, ctx.constI64([(o / b) * (c / b), b, taps * b])])], { perm: ctxInts([0, 2, 1]) });
+      const t3 = ctx.op("Transpose", [ctx.op("Reshape", [t2, ctx.constI64([o / b, c / b, taps * b * b])])], { perm: ctxInts([1, 0, 2]) });
+      const wr = ctx.op("Reshape", [t3, ctx.constI64([c, o, kh, kw])]);
       return nchwcConv(ctx, [dy, wr], attrs, c);
     }
     const wF = ctx.op("Reshape", [ctx.op("Transpose", [flipped], { perm: ctxInts([1, 0, 2]) }), ctx.constI64([c, o, kh, kw])]);
@@ -252,6 +259,29 @@ function lowerGroupNormalize(ctx: EmitContext, n: Tensor<"groupNormalize">, x: s
   return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
 }
 
+/**
+ * x [B, C, ...] * scale + bias per channel in one pass: ORT's BatchNormalization (inference) with zero mean and
+ * variance and epsilon 1, so its normalisation is exactly the identity. A per-sample [B, C] scale and bias
+ * make x a batch of one with B * C channels (a per-channel one beside it is expanded to [B, C]).
+ */
+function lowerChannelAffine(ctx: EmitContext, n: Tensor, x: string, scale: string, bias: string, scaleRank: number, biasRank: number): string {
+  const c = n.shape[1] as number;
+  const attrs = { epsilon: { type: "float" as const, value: 1 } };
+  if (scaleRank === 1 && biasRank === 1) {
+    const zeros = ctx.constF32s(new Float32Array(c));
+    return ctx.op("BatchNormalization", [x, scale, bias, zeros, zeros], attrs);
+  }
+  const flat = (t: string) => ctx.op("Reshape", [t, ctx.constI64([-1])]);
+  const [s, b] = [
+    flat(scaleRank === 2 ? scale : ctx.op("Expand", [scale, ctx.op("Shape", [bias])])),
+    flat(biasRank === 2 ? bias : ctx.op("Expand", [bias, ctx.op("Shape", [scale])])),
+  ];
+  const zeros = ctx.op("ConstantOfShape", [ctx.op("Shape", [s])]); // float 0 by default
+  const spatial = (n.shape.slice(2) as number[]).reduce((p, d) => p * d, 1);
+  const y = ctx.op("BatchNormalization", [ctx.op("Reshape", [x, ctx.constI64([1, -1, spatial])]), s, b, zeros, zeros], attrs);
+  return ctx.op("Reshape", [y, ctx.shapeOf(n.shape)]);
+}
+
 const unaryLower = Object.fromEntries(
   unaryOps.map((k) => [k, ((ctx, _n, ins) => ctx.op(onnxUnary[k], ins)) as LowerRule<typeof k>]),
 ) as { [K in (typeof unaryOps)[number]]: LowerRule<K> };
@@ -277,6 +307,8 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   convTranspose: lowerConvTranspose,
   convWeightGrad: lowerConvWeightGrad,
   reduceSum: (ctx, n, [x]) => ctx.op("ReduceSum", [x, ctx.constI64(n.attrs.axes)], { keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
+  reduceSumSquare: (ctx, n, [x]) =>
+    ctx.op("ReduceSumSquare", [x], { axes: ctxInts(n.attrs.axes), keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
   reduceMax: (ctx, n, [x]) =>
     ctx.op("ReduceMax", [x], { axes: ctxInts(n.attrs.axes), keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
   // A symbolic target dim equal to the input's on the same axis is written as 0 ("copy"): ORT opens graphs
@@ -305,13 +337,9 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   softmax: (ctx, n, [x]) => ctx.op("Softmax", [x], { axis: { type: "int", value: n.attrs.axis } }),
   groupNormalize: (ctx, n, [x, gamma, beta]) => {
     const normed = lowerGroupNormalize(ctx, n, x);
-    if (gamma === undefined) return normed;
-    // [C] -> [C, 1, ...]; a per-sample [B, C] -> [B, C, 1, ...]
-    const spatial = n.shape.slice(2).map((_, i) => i + 2);
-    const perChannel = ctx.constI64([n.shape[1] as number, ...spatial.map(() => 1)]);
-    const place = (t: string, rank: number) => (rank === 2 ? ctx.op("Unsqueeze", [t, ctx.constI64(spatial)]) : ctx.op("Reshape", [t, perChannel]));
-    return ctx.op("Add", [ctx.op("Mul", [normed, place(gamma, n.inputs[1].rank)]), place(beta, n.inputs[2].rank)]);
+    return gamma === undefined ? normed : lowerChannelAffine(ctx, n, normed, gamma, beta, n.inputs[1].rank, n.inputs[2].rank);
   },
+  channelAffine: (ctx, n, [x, scale, bias]) => lowerChannelAffine(ctx, n, x, scale, bias, n.inputs[1].rank, n.inputs[2].rank),
   upsampleNearest: (ctx, n, [x]) => {
     const f = n.attrs.factor;
     return ctx.op("Resize", [x, "", ctx.constF32s(Float32Array.of(1, 1, f, f))], {
