@@ -29,14 +29,14 @@ async function graphToProfile(model: RefUNet, batch: number, which: string): Pro
   }
   const { step } = await createTrainStep(model, batch);
   // The exact graph TrainStep runs (TrainStep.graph).
-  const graph = (step as unknown as { graph?: { model: { bytes: Uint8Array } } }).graph;
+  const graph = (step as unknown as { graph?: { model: { bytes: Uint8Array; inputs: { name: string; shape: (number | string)[] }[] } } }).graph;
   step.dispose();
   if (!graph) throw new Error("profile: TrainStep no longer exposes .graph; update bench/profile.ts");
   const feeds: Record<string, HostTensor> = { ...data, lr: { data: new Float32Array([1e-4]), shape: [] }, step: { data: new Float32Array([1]), shape: [] } };
-  for (const [name, p] of model.namedParameters()) {
-    feeds[`param.${name}`] = { data: p.data, shape: p.shape };
-    feeds[`adam_m.${name}`] = { data: new Float32Array(p.size), shape: [p.size] };
-    feeds[`adam_v.${name}`] = { data: new Float32Array(p.size), shape: [p.size] };
+  for (const [name, p] of model.namedParameters()) feeds[`param.${name}`] = { data: p.data, shape: p.shape };
+  // Optimizer state (per parameter, or per bundle of small ones): zeros.
+  for (const i of graph.model.inputs.filter((i) => /^(adam_m|adam_v)\./.test(i.name))) {
+    feeds[i.name] = { data: new Float32Array(i.shape[0] as number), shape: [i.shape[0] as number] };
   }
   return { bytes: graph.model.bytes, feeds };
 }

@@ -4,7 +4,7 @@ import { Rng } from "../util/rng.js";
 import { Conv2d, GroupNorm, Linear } from "../nn/layers.js";
 import { Module, Parameter } from "../nn/module.js";
 import { silu, logSoftmax } from "../graph/composite.js";
-import { add, mean, mul, neg, sum, square, sub, matmul, mT } from "../graph/ops-basic.js";
+import { add, concat, mean, mul, neg, sum, square, sub, matmul, mT } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
 import { TrainStep } from "./step.js";
 
@@ -52,9 +52,12 @@ test("a small conv net trained through the compiled training-step graph cuts its
   });
   // The optimizer state is fed flat (ORT's elementwise kernels crawl on shapes ending in size-1 dims);
   // the parameters keep their shapes for the forward pass.
+  // Small parameters (all of this net's) are updated in bundles, one per (decay, lr scale).
   const state = trainer.graph.model.inputs.filter((i) => /^(adam_m|adam_v|ema)\./.test(i.name));
-  assert.equal(state.length, 3 * [...model.namedParameters()].length);
   assert.ok(state.every((i) => i.shape.length === 1), "optimizer state inputs are 1-D");
+  const moments = state.filter((i) => i.name.startsWith("adam_m."));
+  assert.deepEqual(moments.map((i) => i.name), ["adam_m.small:0", "adam_m.small:1"]);
+  assert.equal(moments.reduce((n, i) => n + (i.shape[0] as number), 0), [...model.namedParameters()].reduce((n, [, p]) => n + p.size, 0));
   assert.ok(trainer.graph.model.inputs.some((i) => i.name.startsWith("param.") && i.shape.length === 4), "conv weights keep their 4-D shape");
   const data = rng.split("data");
   const losses: number[] = [];
@@ -70,10 +73,12 @@ test("a small conv net trained through the compiled training-step graph cuts its
   assert.ok(first / last >= 10, `loss went from ${first.toFixed(4)} to ${last.toFixed(4)} (${(first / last).toFixed(1)}x)`);
 });
 
-/** One parameter vector, loss = 0.5 * sum((A p - t)^2): AdamW's update checked against plain arithmetic. */
+/** A parameter vector p = [a, b], loss = 0.5 * sum((A p - t)^2): AdamW's update checked against plain arithmetic. */
 class Quad extends Module {
-  p = this.addParameter("p", new Parameter(Float32Array.from([0.5, -1, 2]), [3]));
-  forward(): Tensor { return this.p.t; }
+  a = this.addParameter("a", new Parameter(Float32Array.from([0.5, -1]), [2]));
+  b = this.addParameter("b", new Parameter(Float32Array.from([2]), [1]));
+  get p(): Tensor { return concat([this.a.t, this.b.t], 0); }
+  data(): number[] { return [...this.a.data, ...this.b.data]; }
 }
 
 test("AdamW with decay, clipping and warmed-up EMA matches a float64 reference for 5 steps", async () => {
@@ -83,7 +88,7 @@ test("AdamW with decay, clipping and warmed-up EMA matches a float64 reference f
   const trainer = await TrainStep.create({
     model,
     batch: { a: { shape: [3, 3] }, t: { shape: [3] } },
-    loss: ({ a, t }) => mul(sum(square(sub(sum(mul(a, model.p.t), -1), t))), 0.5),
+    loss: ({ a, t }) => mul(sum(square(sub(sum(mul(a, model.p), -1), t))), 0.5),
     optimizer: cfg,
   });
   let p = [0.5, -1, 2], m = [0, 0, 0], v = [0, 0, 0], ema = [...p];
@@ -102,15 +107,24 @@ test("AdamW with decay, clipping and warmed-up EMA matches a float64 reference f
       a: { data: Float32Array.from(A.flat()), shape: [3, 3] }, t: { data: Float32Array.from(target), shape: [3] },
     });
     assert.ok(Math.abs(res.gradNorm - norm) < 1e-4 * norm, `grad norm ${res.gradNorm} vs ${norm}`);
-    model.p.data.forEach((x, i) => assert.ok(Math.abs(x - p[i]) < 1e-5, `step ${step} p[${i}] ${x} vs ${p[i]}`));
-    trainer.emaWeights().get("p")!.forEach((x, i) => assert.ok(Math.abs(x - ema[i]) < 1e-5, `ema[${i}] ${x} vs ${ema[i]}`));
+    model.data().forEach((x, i) => assert.ok(Math.abs(x - p[i]) < 1e-5, `step ${step} p[${i}] ${x} vs ${p[i]}`));
+    const emaNow = [...trainer.emaWeights().get("a")!, ...trainer.emaWeights().get("b")!];
+    emaNow.forEach((x, i) => assert.ok(Math.abs(x - ema[i]) < 1e-5, `ema[${i}] ${x} vs ${ema[i]}`));
   }
+  // a and b share one bundle; state() and restore() still speak per parameter.
+  assert.deepEqual(trainer.graph.model.inputs.filter((i) => i.name.startsWith("adam_m.")).map((i) => i.name), ["adam_m.small:0"]);
+  const st = trainer.state();
+  [...st.m.get("a")!, ...st.m.get("b")!].forEach((x, i) => assert.ok(Math.abs(x - m[i]) < 1e-5, `m[${i}] ${x} vs ${m[i]}`));
+  [...st.v.get("a")!, ...st.v.get("b")!].forEach((x, i) => assert.ok(Math.abs(x - v[i]) < 1e-5, `v[${i}] ${x} vs ${v[i]}`));
+  trainer.restore({ ...st, m: new Map([["a", Float32Array.of(1, 2)], ["b", Float32Array.of(3)]]), v: new Map([["a", Float32Array.of(4, 5)], ["b", Float32Array.of(6)]]) });
+  assert.deepEqual([...trainer.state().m.get("b")!, ...trainer.state().v.get("a")!], [3, 4, 5]);
   trainer.dispose();
 });
 
 class Pair extends Module {
   p = this.addParameter("p", new Parameter(Float32Array.from([1, -2]), [2]));
   q = this.addParameter("q", new Parameter(Float32Array.from([1, -2]), [2]));
+  r = this.addParameter("r", new Parameter(Float32Array.from([1, -2]), [2])); // bundled with p (same decay and scale)
   forward(): Tensor { return this.p.t; }
 }
 
@@ -119,7 +133,7 @@ test("lrScales: a parameter matched by a pattern moves by its factor times the l
   const cfg = { lr: 0.01, weightDecay: 0.5, lrScales: { "^q$": 3 } };
   const trainer = await TrainStep.create({
     model, batch: { t: { shape: [2] } }, optimizer: cfg,
-    loss: ({ t }) => add(sum(square(sub(model.p.t, t))), sum(square(sub(model.q.t, t)))),
+    loss: ({ t }) => add(add(sum(square(sub(model.p.t, t))), sum(square(sub(model.q.t, t)))), sum(square(sub(model.r.t, t)))),
   });
   await trainer.step({ t: { data: Float32Array.from([0, 0]), shape: [2] } });
   // Adam's first step is lr * sign(g) (m / sqrt(v) = g / |g|); decoupled decay multiplies by 1 - lr * wd first.
@@ -127,6 +141,7 @@ test("lrScales: a parameter matched by a pattern moves by its factor times the l
   [1, -2].forEach((p0, i) => {
     assert.ok(Math.abs(model.p.data[i] - expected(p0, 1)) < 1e-6, `p[${i}] ${model.p.data[i]} vs ${expected(p0, 1)}`);
     assert.ok(Math.abs(model.q.data[i] - expected(p0, 3)) < 1e-6, `q[${i}] ${model.q.data[i]} vs ${expected(p0, 3)}`);
+    assert.ok(Math.abs(model.r.data[i] - expected(p0, 1)) < 1e-6, `r[${i}] ${model.r.data[i]} vs ${expected(p0, 1)}`);
   });
   trainer.dispose();
   await assert.rejects(TrainStep.create({ model, batch: { t: { shape: [2] } }, optimizer: { lr: 0.1, lrScales: { "(": 2 } }, loss: () => sum(model.p.t) }),

@@ -5,7 +5,7 @@ import { ValueError } from "../util/errors.js";
 import { Rng, type RngState } from "../util/rng.js";
 import { input } from "../graph/build.js";
 import { grad } from "../graph/autodiff.js";
-import { reshape, square } from "../graph/ops-basic.js";
+import { concat, reshape, square } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
 import { bindParameters, type Module, type Parameter } from "../nn/module.js";
 import { collectRandomInputs, fillRandomInputs } from "../nn/random.js";
@@ -34,9 +34,32 @@ export interface StepResult {
 interface Slot {
   name: string;
   param: Parameter;
+  /** Views of the unit's moments (and EMA weights) for this parameter. */
   m: Float32Array;
   v: Float32Array;
   ema: Float32Array | null;
+}
+
+/** Parameters updated together: one, or a bundle of small ones whose state is kept concatenated. */
+interface Unit {
+  name: string;
+  slots: Slot[];
+  m: Float32Array;
+  v: Float32Array;
+  ema: Float32Array | null;
+}
+
+/** Parameters of at most this many elements are updated in bundles. */
+const smallParameter = 4096;
+/** Graph names of bundles: `adam_m.small:0`, ... (a parameter path has no `:`). */
+const bundlePrefix = "small:";
+
+/** Which parameters (by index) go into bundles, and the bundles: the small ones grouped by key, in order. */
+function bundleSmall(params: readonly { size: number; key: string }[]): { bundled: Set<number>; bundles: number[][] } {
+  const byKey = new Map<string, number[]>();
+  params.forEach((p, i) => p.size <= smallParameter && byKey.set(p.key, [...(byKey.get(p.key) ?? []), i]));
+  const bundles = [...byKey.values()].filter((b) => b.length > 1);
+  return { bundled: new Set(bundles.flat()), bundles };
 }
 
 export class TrainStep<S extends Record<string, InputSpec>> {
@@ -44,7 +67,7 @@ export class TrainStep<S extends Record<string, InputSpec>> {
   private constructor(
     /** The compiled step (its ONNX bytes are `graph.model.bytes`, for profiling). */
     readonly graph: CompiledGraph,
-    private readonly slots: Slot[],
+    private readonly units: Unit[],
     private readonly randomInputs: Tensor<"input">[],
     private readonly frozen: [string, Parameter][],
     private rng: Rng,
@@ -68,37 +91,55 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       // ending in size-1 dims (a 1x1 conv's [O, C, 1, 1] weight), and the update needs no shape.
       const flat = (t: Tensor, size: number) => (t.rank === 1 ? t : reshape(t, [size]));
       const flatParams = params.map((t, i) => flat(t, trainable[i][1].size));
-      let grads = grad(loss, params).map((g, i) => flat(g, trainable[i][1].size));
-      const squares = grads.map(square);
-      const norm = globalNorm(grads, squares);
-      if (cfg.clipNorm !== undefined) grads = clipByGlobalNorm(grads, norm, cfg.clipNorm);
+      const grads = grad(loss, params).map((g, i) => flat(g, trainable[i][1].size));
+      const lrScale = lrScaleOf(cfg.lrScales);
+      // Small parameters (biases, norm scales) are updated together, concatenated per (decay, lr scale): one
+      // short run of ops for all of them where each took its own (a U-Net has hundreds; the per-op cost
+      // dominates at their size). Their moments are kept concatenated too.
+      const groups = bundleSmall(trainable.map(([name, p]) => ({ size: p.size, key: `${p.decay}|${lrScale(name)}` })));
+      const units = [
+        ...trainable.flatMap(([name], i) => (groups.bundled.has(i) ? [] : [{ name, members: [i] }])),
+        ...groups.bundles.map((members, k) => ({ name: `${bundlePrefix}${k}`, members })),
+      ].map((u) => {
+        const cat = (ts: Tensor[]) => (ts.length === 1 ? ts[0] : concat(ts, 0));
+        const size = u.members.reduce((n, i) => n + trainable[i][1].size, 0);
+        return { ...u, size, p: cat(u.members.map((i) => flatParams[i])), g: cat(u.members.map((i) => grads[i])) };
+      });
+      const squares = units.map((u) => square(u.g));
+      const norm = globalNorm(units.map((u) => u.g), squares);
       const outputs: Record<string, Tensor> = { loss, gradNorm: norm };
       const stateInputs: Tensor<"input">[] = [];
+      const clipped = cfg.clipNorm === undefined ? null : clipByGlobalNorm(units.map((u) => u.g), norm, cfg.clipNorm);
       const shared = adamwShared({ lr, step }, cfg);
-      const lrScale = lrScaleOf(cfg.lrScales);
-      trainable.forEach(([name, p], i) => {
-        const m = input(`adam_m.${name}`, [p.size]);
-        const v = input(`adam_v.${name}`, [p.size]);
+      units.forEach((u, k) => {
+        const m = input(`adam_m.${u.name}`, [u.size]);
+        const v = input(`adam_v.${u.name}`, [u.size]);
         stateInputs.push(m, v);
-        const upd = adamwUpdate(flatParams[i], grads[i], m, v, shared, cfg, p.decay, cfg.clipNorm === undefined ? squares[i] : undefined, lrScale(name));
-        outputs[`new.param.${name}`] = upd.p;
-        outputs[`new.adam_m.${name}`] = upd.m;
-        outputs[`new.adam_v.${name}`] = upd.v;
+        const first = trainable[u.members[0]];
+        const upd = adamwUpdate(u.p, clipped ? clipped[k] : u.g, m, v, shared, cfg, first[1].decay, clipped ? undefined : squares[k], lrScale(first[0]));
+        outputs[`new.param.${u.name}`] = upd.p;
+        outputs[`new.adam_m.${u.name}`] = upd.m;
+        outputs[`new.adam_v.${u.name}`] = upd.v;
         if (cfg.emaDecay !== undefined) {
-          const e = input(`ema.${name}`, [p.size]);
+          const e = input(`ema.${u.name}`, [u.size]);
           stateInputs.push(e);
-          outputs[`new.ema.${name}`] = emaUpdate(e, upd.p, emaDecay);
+          outputs[`new.ema.${u.name}`] = emaUpdate(e, upd.p, emaDecay);
         }
       });
       const frozen = [...o.model.namedParameters()].filter(([, p]) => !p.trainable);
       const allInputs = [...batchInputs, lr, step, ...(cfg.emaDecay !== undefined ? [emaDecay] : []), ...bound.inputs, ...stateInputs, ...randomInputs];
       // Without ORT's memory pattern: the same speed, a third less peak memory (SessionOptions.memoryPattern).
       const graph = await compileGraph(outputs, allInputs, { ...o.session, memoryPattern: o.session?.memoryPattern ?? false });
-      const slots = trainable.map(([name, p]) => ({
-        name, param: p, m: new Float32Array(p.size), v: new Float32Array(p.size),
-        ema: cfg.emaDecay !== undefined ? Float32Array.from(p.data) : null,
-      }));
-      return new TrainStep<S>(graph, slots, randomInputs, frozen, new Rng(o.seed ?? 0).split("dropout"), cfg);
+      const runUnits = units.map((u): Unit => {
+        const members = u.members.map((i) => trainable[i][1]);
+        const ema = cfg.emaDecay === undefined ? null : new Float32Array(u.size);
+        let at = 0;
+        for (const p of members) ema?.set(p.data, (at += p.size) - p.size);
+        const unit: Unit = { name: u.name, slots: u.members.map((i) => ({ name: trainable[i][0], param: trainable[i][1] }) as Slot), m: new Float32Array(u.size), v: new Float32Array(u.size), ema };
+        TrainStep.viewSlots(unit);
+        return unit;
+      });
+      return new TrainStep<S>(graph, runUnits, randomInputs, frozen, new Rng(o.seed ?? 0).split("dropout"), cfg);
     } finally {
       bound.release();
     }
@@ -112,20 +153,23 @@ export class TrainStep<S extends Record<string, InputSpec>> {
     feeds.lr = { data: new Float32Array([lr]), shape: [] };
     feeds.step = { data: new Float32Array([t]), shape: [] };
     if (this.config.emaDecay !== undefined) feeds.ema_decay = { data: new Float32Array([emaDecayAt(this.config.emaDecay, t)]), shape: [] };
-    for (const s of this.slots) {
-      feeds[`param.${s.name}`] = { data: s.param.data, shape: s.param.shape };
-      feeds[`adam_m.${s.name}`] = { data: s.m, shape: [s.param.size] };
-      feeds[`adam_v.${s.name}`] = { data: s.v, shape: [s.param.size] };
-      if (s.ema) feeds[`ema.${s.name}`] = { data: s.ema, shape: [s.param.size] };
+    for (const u of this.units) {
+      for (const s of u.slots) feeds[`param.${s.name}`] = { data: s.param.data, shape: s.param.shape };
+      feeds[`adam_m.${u.name}`] = { data: u.m, shape: [u.m.length] };
+      feeds[`adam_v.${u.name}`] = { data: u.v, shape: [u.v.length] };
+      if (u.ema) feeds[`ema.${u.name}`] = { data: u.ema, shape: [u.ema.length] };
     }
     for (const [name, p] of this.frozen) feeds[`param.${name}`] = { data: p.data, shape: p.shape };
     Object.assign(feeds, fillRandomInputs(this.randomInputs, this.rng, this.symbolDims(feeds)));
     const out = await this.graph.run(feeds as never) as Record<string, HostTensor>;
-    for (const s of this.slots) {
-      s.param.data = out[`new.param.${s.name}`].data as Float32Array;
-      s.m = out[`new.adam_m.${s.name}`].data as Float32Array;
-      s.v = out[`new.adam_v.${s.name}`].data as Float32Array;
-      if (s.ema) s.ema = out[`new.ema.${s.name}`].data as Float32Array;
+    for (const u of this.units) {
+      const p = out[`new.param.${u.name}`].data as Float32Array;
+      u.m = out[`new.adam_m.${u.name}`].data as Float32Array;
+      u.v = out[`new.adam_v.${u.name}`].data as Float32Array;
+      if (u.ema) u.ema = out[`new.ema.${u.name}`].data as Float32Array;
+      let at = 0;
+      for (const s of u.slots) s.param.data = u.slots.length === 1 ? p : p.slice(at, (at += s.param.size));
+      TrainStep.viewSlots(u);
     }
     this.stepCount = t;
     return { loss: out.loss.data[0] as number, gradNorm: out.gradNorm.data[0] as number, step: t };
@@ -138,6 +182,20 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       if (f) i.shape.forEach((d, k) => typeof d === "string" && dims.set(d, f.shape[k]));
     }
     return dims;
+  }
+
+  /** Points each parameter's m, v and EMA at its part of the unit's arrays. */
+  private static viewSlots(u: Unit): void {
+    let at = 0;
+    for (const s of u.slots) {
+      const view = (a: Float32Array) => (u.slots.length === 1 ? a : a.subarray(at, at + s.param.size));
+      [s.m, s.v, s.ema] = [view(u.m), view(u.v), u.ema && view(u.ema)];
+      at += s.param.size;
+    }
+  }
+
+  private get slots(): Slot[] {
+    return this.units.flatMap((u) => u.slots);
   }
 
   /** The EMA weights by parameter name (empty when EMA is off). */
@@ -160,9 +218,10 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       if (!m || !v || m.length !== s.param.size || v.length !== s.param.size) {
         throw new ValueError(`TrainStep.restore: optimizer state for "${s.name}" is missing or mis-sized; the checkpoint does not match this model`);
       }
-      [s.m, s.v] = [Float32Array.from(m), Float32Array.from(v)];
+      s.m.set(m);
+      s.v.set(v);
       const e = saved.ema?.get(s.name);
-      if (s.ema && e) s.ema = Float32Array.from(e);
+      if (s.ema && e) s.ema.set(e);
     }
     this.stepCount = saved.step;
     this.rng = new Rng(saved.rng);
