@@ -4,7 +4,7 @@ import { ShapeError } from "../util/errors.js";
 import { topoSort } from "./autodiff.js";
 import { lowerRules, type LowerRule } from "./lower-rules.js";
 import {
-  OnnxDataType, encodeModel, tensorFromInt64, type OnnxAttr, type OnnxNode, type OnnxTensor, type OnnxValueInfo,
+  OnnxDataType, encodeModel, tensorFromFloat32, tensorFromInt64, type OnnxAttr, type OnnxNode, type OnnxTensor, type OnnxValueInfo,
 } from "./onnx-proto.js";
 import type { Op } from "./ops.js";
 import { fmtShape, parseDim, type DType, type Dim, type Shape, type Tensor } from "./tensor.js";
@@ -77,6 +77,18 @@ export class EmitContext {
     const name = this.fresh("f32");
     this.initializers.push({ name, dataType: OnnxDataType.FLOAT, dims: [...dims], raw: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
     if (key !== undefined) this.f32Cache.set(key, name);
+    return name;
+  }
+
+  /** A float32 [1, n] row of ones (n may be symbolic), shared per n. */
+  onesRow(n: Dim): string {
+    const key = `ones:${n}`;
+    let name = this.f32Cache.get(key);
+    if (!name) {
+      name = typeof n === "number" ? this.constF32s(new Float32Array(n).fill(1), [1, n])
+        : this.op("ConstantOfShape", [this.shapeOf([1, n])], { value: { type: "tensor", value: tensorFromFloat32(this.fresh("one"), Float32Array.of(1), [1]) } });
+      this.f32Cache.set(key, name);
+    }
     return name;
   }
 

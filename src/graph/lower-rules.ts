@@ -3,7 +3,7 @@
 import type { Conv2dGeometry, Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
 import { msDomain, nchwcDomain, type EmitContext } from "./emit.js";
-import type { Tensor } from "./tensor.js";
+import type { Dim, Tensor } from "./tensor.js";
 
 export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
 
@@ -107,6 +107,15 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
 };
 
 /**
+ * The sum over axis 0 of x [n, ...] as a product with a row of ones, reshaped to `shape`: ORT's ReduceSum
+ * over the leading axis read at ~10 GB/s here (0.42 ms for [8, 576, 448]), the GEMM at 3x that.
+ */
+function sumLeadingAxis(ctx: EmitContext, x: string, n: Dim, shape: readonly Dim[]): string {
+  const row = ctx.op("MatMul", [ctx.onesRow(n), ctx.op("Reshape", [x, ctx.constI64([0, -1])])]); // [1, rest]
+  return ctx.op("Reshape", [row, ctx.shapeOf(shape)]);
+}
+
+/**
  * Weight gradient of a conv (equal strides, no dilation) as matrix products over shifted views of the padded
  * input (measured here at 1.5-3x the batch-swapped Conv). dW[o, c, i, j] = sum over n, p of dy[n, o, p] *
  * xpad[n, c, stride * p shifted by (i, j)].
@@ -122,6 +131,9 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
  */
 function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">, x: string, dy: string): string {
   const g = node.attrs;
+  // Each per-sample product [N, ...] summed over the batch before the taps are joined: the concat then copies
+  // small [O, ..., C] blocks instead of N times as much (a 192x448 conv's: 1.8 ms concat + 2.3 ms sum before).
+  const batchSum = (r: string, shape: number[]) => sumLeadingAxis(ctx, r, node.inputs[0].shape[0], shape);
   const [c, o] = [node.inputs[0].shape[1] as number, node.inputs[1].shape[1] as number];
   const [ho, wo] = [node.inputs[1].shape[2] as number, node.inputs[1].shape[3] as number];
   const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
@@ -172,11 +184,10 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
     for (let j = 0; j < kw; j++) {
       const xj = j === pl ? x : ctx.op("Pad", [x, ctx.constI64([0, 0, 0, pl - j, 0, 0, 0, j - pl])]);
       const r = ctx.op("FusedMatMul", [d, ctx.op("Reshape", [xj, ctx.constI64([0, c, -1])])], { transB: { type: "int", value: 1 } }, msDomain); // [N, O*kh, C]
-      parts.push(ctx.op("Reshape", [r, ctx.constI64([0, o, kh, c, 1])]));
+      parts.push(batchSum(r, [o, kh, c, 1]));
     }
-    const stacked = kw === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 4 } }); // [N, O, kh, C, kw]
-    const summed = ctx.op("ReduceSum", [stacked, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } }); // [O, kh, C, kw]
-    return ctx.op("Transpose", [summed], { perm: ctxInts([0, 2, 1, 3]) });
+    const stacked = kw === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 3 } }); // [O, kh, C, kw]
+    return ctx.op("Transpose", [stacked], { perm: ctxInts([0, 2, 1, 3]) });
   }
   if (unitStride && ho * wo >= 256 && o < c && g.pad.every((p, k) => p <= [kh, kw][k % 2] - 1)) {
     // Fewer output than input channels: copy shifted views of dy rather than of x, x taken as it is.
@@ -191,12 +202,11 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
         const view = si === kh - 1 - g.pad[0] && sj === kw - 1 - g.pad[1] && ho === h && wo === w ? dy
           : ctx.op("Slice", [dyP, ctx.constI64([si, sj]), ctx.constI64([si + h, sj + w]), ctx.constI64([2, 3])]);
         const r = ctx.op("FusedMatMul", [ctx.op("Reshape", [view, ctx.constI64([0, o, -1])]), x3], { transB: { type: "int", value: 1 } }, msDomain);
-        parts.push(ctx.op("Reshape", [r, ctx.constI64([0, o, c, 1])]));
+        parts.push(batchSum(r, [o, c, 1]));
       }
     }
-    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 3 } });
-    const summed = ctx.op("ReduceSum", [stacked, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } });
-    return ctx.op("Reshape", [summed, ctx.constI64([o, c, kh, kw])]);
+    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 2 } }); // [O, C, taps]
+    return ctx.op("Reshape", [stacked, ctx.constI64([o, c, kh, kw])]);
   }
   if (ho * wo >= 256) {
     const view = tapViews(x);
@@ -205,12 +215,11 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
         const r = ctx.op("FusedMatMul", [dy3, view(i, j, [0, c, -1])], { transB: { type: "int", value: 1 } }, msDomain); // [N, O, C]
-        parts.push(ctx.op("Reshape", [r, ctx.constI64([0, o, c, 1])]));
+        parts.push(batchSum(r, [o, c, 1]));
       }
     }
-    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 3 } }); // [N, O, C, taps]
-    const summed = ctx.op("ReduceSum", [stacked, ctx.constI64([0])], { keepdims: { type: "int", value: 0 } }); // [O, C, taps]
-    return ctx.op("Reshape", [summed, ctx.constI64([o, c, kh, kw])]);
+    const stacked = taps === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 2 } }); // [O, C, taps]
+    return ctx.op("Reshape", [stacked, ctx.constI64([o, c, kh, kw])]);
   }
   // The input moved to [C, N, H, W], so each view is a [C, N*P] matrix and the sum over the batch happens
   // inside one GEMM (inner size N*P).
@@ -306,7 +315,9 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   },
   convTranspose: lowerConvTranspose,
   convWeightGrad: lowerConvWeightGrad,
-  reduceSum: (ctx, n, [x]) => ctx.op("ReduceSum", [x, ctx.constI64(n.attrs.axes)], { keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
+  reduceSum: (ctx, n, [x]) => n.attrs.axes.length === 1 && n.attrs.axes[0] === 0 && !n.attrs.keepDims && n.inputs[0].rank >= 2 && n.dtype === "float32"
+    ? sumLeadingAxis(ctx, x, n.inputs[0].shape[0], n.shape)
+    : ctx.op("ReduceSum", [x, ctx.constI64(n.attrs.axes)], { keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
   reduceSumSquare: (ctx, n, [x]) =>
     ctx.op("ReduceSumSquare", [x], { axes: ctxInts(n.attrs.axes), keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
   reduceMax: (ctx, n, [x]) =>

@@ -95,6 +95,7 @@ const cases: OpCase[] = [
     build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [2, 3], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1, kernel: [3, 3] }) },
   { name: "convWeightGrad (as an op), 17x17, 2x2 kernel, uneven padding", inputs: { x: { shape: [1, 2, 17, 17] }, y: { shape: [1, 2, 17, 17] } },
     build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 0, 0, 1], dilation: [1, 1], groups: 1, kernel: [2, 2] }) },
+  { name: "sum over axis 0 (a product with a row of ones)", inputs: { x: { shape: [3, 2, 4] } }, build: ({ x }) => g.sum(x, 0) },
   { name: "sumSquares (ReduceSumSquare)", inputs: { x: { shape: [2, 3, 4] } }, build: ({ x }) => g.sumSquares(x, [0, 2], true) },
   { name: "channelAffine per channel (BatchNormalization lowering)", inputs: { x: { shape: [2, 3, 2, 2] }, s: { shape: [3] }, b: { shape: [3] } },
     build: ({ x, s, b }) => make("channelAffine", [x, s, b], {}) },
