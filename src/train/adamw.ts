@@ -63,15 +63,16 @@ export function globalNorm(grads: readonly Tensor[], squares?: readonly Tensor[]
   return sqrt(total ?? sum(square(grads[0])));
 }
 
-/** Scales gradients so their global norm is at most maxNorm (coefficient min(1, maxNorm / (norm + 1e-6))). */
-export function clipByGlobalNorm(grads: readonly Tensor[], norm: Tensor, maxNorm: number): Tensor[] {
-  const coef = minimum(div(maxNorm, add(norm, 1e-6)), 1);
-  return grads.map((g) => mul(g, coef));
+/** The factor clipping scales every gradient by so their global norm is at most maxNorm: min(1, maxNorm / (norm + 1e-6)). */
+export function clipCoefficient(norm: Tensor, maxNorm: number): Tensor {
+  return minimum(div(maxNorm, add(norm, 1e-6)), 1);
 }
 
 export interface AdamWScalars {
   lr: Tensor; // scalar learning rate for this step
   step: Tensor; // scalar step number t >= 1
+  /** The clipping factor of every gradient (clipCoefficient), folded into the moment updates; none without clipping. */
+  clip?: Tensor;
 }
 
 /** Per-step scalars shared by every parameter's update (built once per graph, not once per tensor). */
@@ -81,25 +82,33 @@ export interface AdamWShared {
   /** lr * sqrt(1 - beta2^t) / (1 - beta1^t), the step size once the denominator is so scaled. */
   stepScaled: Tensor;
   decayFactor: Tensor; // 1 - lr * weightDecay
+  /** The weights of g and of g * g in the moment updates: (1 - beta1) * clip and (1 - beta2) * clip^2. */
+  gWeight: Tensor | number;
+  g2Weight: Tensor | number;
 }
 
 export function adamwShared(s: AdamWScalars, cfg: ReturnType<typeof checkAdamW>): AdamWShared {
   const bc1 = sub(1, exp(mul(s.step, Math.log(cfg.beta1 || 1e-30))));
   const bc2Sqrt = sqrt(sub(1, exp(mul(s.step, Math.log(cfg.beta2 || 1e-30)))));
-  return { epsScaled: mul(bc2Sqrt, cfg.eps), stepScaled: div(mul(s.lr, bc2Sqrt), bc1), decayFactor: sub(1, mul(s.lr, cfg.weightDecay)) };
+  return {
+    epsScaled: mul(bc2Sqrt, cfg.eps), stepScaled: div(mul(s.lr, bc2Sqrt), bc1), decayFactor: sub(1, mul(s.lr, cfg.weightDecay)),
+    gWeight: s.clip ? mul(s.clip, 1 - cfg.beta1) : 1 - cfg.beta1,
+    g2Weight: s.clip ? mul(square(s.clip), 1 - cfg.beta2) : 1 - cfg.beta2,
+  };
 }
 
 /**
- * One AdamW update of parameter p with gradient g and moments m, v: torch.optim.AdamW's arithmetic, with the
- * per-step scalars folded together so each parameter costs fewer full passes (the graph has one per op).
+ * One AdamW update of parameter p with gradient g (before clipping: the shared clip factor scales the moment
+ * updates' gradient terms, so clipping costs no pass of its own) and moments m, v: torch.optim.AdamW's arithmetic,
+ * with the per-step scalars folded together so each parameter costs fewer full passes (the graph has one per op).
  * `gSquared` may pass g * g when the graph already has it (the global norm computes it).
  */
 export function adamwUpdate(
   p: Tensor, g: Tensor, m: Tensor, v: Tensor, sh: AdamWShared, cfg: ReturnType<typeof checkAdamW>, decay: boolean, gSquared?: Tensor,
   lrScale = 1,
 ): { p: Tensor; m: Tensor; v: Tensor } {
-  const m1 = add(mul(m, cfg.beta1), mul(g, 1 - cfg.beta1));
-  const v1 = add(mul(v, cfg.beta2), mul(gSquared ?? square(g), 1 - cfg.beta2));
+  const m1 = add(mul(m, cfg.beta1), mul(g, sh.gWeight));
+  const v1 = add(mul(v, cfg.beta2), mul(gSquared ?? square(g), sh.g2Weight));
   const [stepScaled, decayFactor] = lrScale === 1 ? [sh.stepScaled, sh.decayFactor]
     : [mul(sh.stepScaled, lrScale), add(mul(sh.decayFactor, lrScale), 1 - lrScale)]; // 1 - scale * lr * wd
   const update = div(mul(m1, stepScaled), add(sqrt(v1), sh.epsScaled));

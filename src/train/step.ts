@@ -11,7 +11,7 @@ import { bindParameters, type Module, type Parameter } from "../nn/module.js";
 import { collectRandomInputs, fillRandomInputs } from "../nn/random.js";
 import { compileGraph, type CompiledGraph, type InputSpec, type SessionOptions } from "../runtime/session.js";
 import type { HostTensor } from "../runtime/host.js";
-import { adamwShared, adamwUpdate, checkAdamW, clipByGlobalNorm, emaDecayAt, emaUpdate, globalNorm, lrScaleOf, type AdamWConfig } from "./adamw.js";
+import { adamwShared, adamwUpdate, checkAdamW, clipCoefficient, emaDecayAt, emaUpdate, globalNorm, lrScaleOf, type AdamWConfig } from "./adamw.js";
 
 export interface TrainStepOptions<S extends Record<string, InputSpec>> {
   model: Module;
@@ -109,14 +109,14 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       const norm = globalNorm(units.map((u) => u.g), squares);
       const outputs: Record<string, Tensor> = { loss, gradNorm: norm };
       const stateInputs: Tensor<"input">[] = [];
-      const clipped = cfg.clipNorm === undefined ? null : clipByGlobalNorm(units.map((u) => u.g), norm, cfg.clipNorm);
-      const shared = adamwShared({ lr, step }, cfg);
+      // Clipping scales the moment updates' gradient terms (no pass over the gradients of its own).
+      const shared = adamwShared({ lr, step, clip: cfg.clipNorm === undefined ? undefined : clipCoefficient(norm, cfg.clipNorm) }, cfg);
       units.forEach((u, k) => {
         const m = input(`adam_m.${u.name}`, [u.size]);
         const v = input(`adam_v.${u.name}`, [u.size]);
         stateInputs.push(m, v);
         const first = trainable[u.members[0]];
-        const upd = adamwUpdate(u.p, clipped ? clipped[k] : u.g, m, v, shared, cfg, first[1].decay, clipped ? undefined : squares[k], lrScale(first[0]));
+        const upd = adamwUpdate(u.p, u.g, m, v, shared, cfg, first[1].decay, squares[k], lrScale(first[0]));
         outputs[`new.param.${u.name}`] = upd.p;
         outputs[`new.adam_m.${u.name}`] = upd.m;
         outputs[`new.adam_v.${u.name}`] = upd.v;
