@@ -4,8 +4,8 @@ import type { Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
 import { make } from "./build.js";
 import {
-  add, cos, div, maximum, mean, reciprocal, sqrt, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
-  sigmoid, slice, square, sub, sum, sumSquares, transpose, where,
+  add, cos, div, mean, reciprocal, sqrt, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
+  sigmoid, slice, square, sub, sum, transpose, where,
 } from "./ops-basic.js";
 import { type Shape, Tensor } from "./tensor.js";
 
@@ -115,11 +115,6 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const kept = x.shape.map((d, i) => (n.attrs.axes.includes(i) ? 1 : d));
     return [expand(reshape(g, kept), x.shape)];
   },
-  reduceSumSquare: (n, g) => {
-    const x = n.inputs[0];
-    const kept = x.shape.map((d, i) => (n.attrs.axes.includes(i) ? 1 : d));
-    return [mul(mul(x, 2), reshape(g, kept))];
-  },
   reduceMax: (n, g) => {
     const x = n.inputs[0];
     const kept = x.shape.map((d, i) => (n.attrs.axes.includes(i) ? 1 : d));
@@ -169,10 +164,8 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     return [sub(gy, mul(n, sum(gy, n.attrs.axis, true)))];
   },
   // With yh = (x - mu) * rstd and gy = g * gamma (the cotangent of yh): dx = rstd * (gy - mean(gy) - yh * mean(gy * yh))
-  // per group. Both means come from per-channel sums of g and of g * x (sum g * yh = rstd * (sum g * x - mu * sum g)),
-  // which give dgamma and dbeta too, and the group statistics from sums of x and x * x (no centred copy of x):
-  // dx = g * (rstd * gamma) + x * k2 + k3 per channel, the second term one channelAffine pass. Four full writes in
-  // all (g * x, g * k1, the affine, their sum) and five read-only reductions.
+  // per group. Both means come from per-channel sums of g and g * (x - mu), which give dgamma and dbeta too,
+  // so dx = g * rstd * gamma + (x - mu) * k2 + k3 with per-group k2, k3: seven full passes for the whole GroupNorm.
   groupNormalize: (n, g) => {
     const [x, gamma] = n.inputs;
     const [b, c] = [x.shape[0], x.shape[1] as number];
@@ -182,31 +175,22 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const grouped = [b, groups, -1];
     const channels = [b, c, -1];
     const xr = reshape(x, grouped); // [B, G, L]
-    const mu = div(sum(xr, 2, true), len); // [B, G, 1]
-    // E[x^2] - mu^2, clamped: the cancellation costs digits only where |mean| >> std, which GroupNorm inputs are not.
-    const variance = maximum(sub(div(sumSquares(xr, 2, true), len), square(mu)), 0);
-    const rstd = reciprocal(sqrt(add(variance, n.attrs.eps))); // [B, G, 1]
-    const toChannels = (t: Tensor) => reshape(expand(t, [b, groups, per]), [b, c]); // [B, G, 1] -> [B, C]
-    const [muC, rstdC] = [toChannels(mu), toChannels(rstd)];
+    const xc = sub(xr, mean(xr, 2, true));
+    const rstd = reciprocal(sqrt(add(mean(square(xc), 2, true), n.attrs.eps))); // [B, G, 1]
+    const rstdC = reshape(expand(rstd, [b, groups, per]), [b, c]); // [B, C]
     const gc = reshape(g, channels); // [B, C, S]
     const q = sum(gc, 2); // [B, C]: sum of g
-    const p = mul(sub(sum(mul(gc, reshape(x, channels)), 2), mul(muC, q)), rstdC); // [B, C]: sum of g * yh
+    const p = mul(sum(mul(gc, reshape(xc, channels)), 2), rstdC); // [B, C]: sum of g * yh
     const [gq, gp] = gamma ? [mul(q, gamma), mul(p, gamma)] : [q, p];
     const groupMean = (t: Tensor) => div(sum(reshape(t, [b, groups, per]), 2, true), len); // [B, G, 1]
     const [m1, m2] = [groupMean(gq), groupMean(gp)];
     const k1 = reshape(gamma ? mul(rstdC, gamma) : rstdC, [b, c, 1]);
-    const k2 = toChannels(neg(mul(square(rstd), m2))); // [B, C], the factor of x - mu
-    const k3 = sub(toChannels(neg(mul(rstd, m1))), mul(muC, k2)); // [B, C], with -mu * k2 folded in
-    const dx = add(reshape(mul(gc, k1), x.shape), make("channelAffine", [x, k2, k3], {}));
-    if (!gamma) return [dx];
-    return [dx, gamma.rank === 2 ? p : sum(p, 0), n.inputs[2].rank === 2 ? q : sum(q, 0)];
-  },
-  channelAffine: (n, g) => {
-    const [x, scale, bias] = n.inputs;
-    const spatial = x.shape.slice(2).map((_, i) => i + 2);
-    const place = (t: Tensor) => reshape(t, [...(t.rank === 2 ? [t.shape[0]] : []), t.shape[t.rank - 1], ...spatial.map(() => 1)]);
-    const over = scale.rank === 2 ? spatial : [0, ...spatial];
-    return [mul(g, place(scale)), sum(mul(g, x), over), sum(g, over)];
+    const k2 = neg(mul(square(rstd), m2));
+    const k3 = neg(mul(rstd, m1));
+    const dx = add(reshape(mul(gc, k1), grouped), add(mul(xc, k2), k3));
+    const gx = reshape(dx, x.shape);
+    if (!gamma) return [gx];
+    return [gx, gamma.rank === 2 ? p : sum(p, 0), n.inputs[2].rank === 2 ? q : sum(q, 0)];
   },
   upsampleNearest: (n, g) => {
     const [b, c, h, w] = n.inputs[0].shape;

@@ -241,7 +241,6 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
   convWeightGrad: ([x, dy], g) => convWeightGradRef(x, dy, g),
   reduceSum: ([x], { axes, keepDims }, node) => reduce(x, axes, keepDims, false, node.dtype),
   reduceMax: ([x], { axes, keepDims }, node) => reduce(x, axes, keepDims, true, node.dtype),
-  reduceSumSquare: ([x], { axes, keepDims }, node) => reduce({ ...x, data: x.data.map((v) => v * v) }, axes, keepDims, false, node.dtype),
   reshape: ([x], { shape }) => {
     const dims = resolveShape(envNow(), shape, "reshape", x.data.length);
     if (sizeOf(dims) !== x.data.length) {
@@ -340,12 +339,6 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
       }
     }
     return { shape: [...x.shape], data: out, dtype: "float32" };
-  },
-  channelAffine: ([x, scale, bias]) => {
-    const [b, c] = x.shape;
-    const spatial = x.data.length / (b * c);
-    const at = (t: NDArray, i: number) => t.data[t.shape.length === 2 ? Math.floor(i / spatial) % (b * c) : Math.floor(i / spatial) % c];
-    return { shape: [...x.shape], data: x.data.map((v, i) => v * at(scale, i) + at(bias, i)), dtype: "float32" };
   },
   upsampleNearest: ([x], { factor }) => {
     const [b, c, h, w] = x.shape;

@@ -268,29 +268,6 @@ function lowerGroupNormalize(ctx: EmitContext, n: Tensor<"groupNormalize">, x: s
   return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
 }
 
-/**
- * x [B, C, ...] * scale + bias per channel in one pass: ORT's BatchNormalization (inference) with zero mean and
- * variance and epsilon 1, so its normalisation is exactly the identity. A per-sample [B, C] scale and bias
- * make x a batch of one with B * C channels (a per-channel one beside it is expanded to [B, C]).
- */
-function lowerChannelAffine(ctx: EmitContext, n: Tensor, x: string, scale: string, bias: string, scaleRank: number, biasRank: number): string {
-  const c = n.shape[1] as number;
-  const attrs = { epsilon: { type: "float" as const, value: 1 } };
-  if (scaleRank === 1 && biasRank === 1) {
-    const zeros = ctx.constF32s(new Float32Array(c));
-    return ctx.op("BatchNormalization", [x, scale, bias, zeros, zeros], attrs);
-  }
-  const flat = (t: string) => ctx.op("Reshape", [t, ctx.constI64([-1])]);
-  const [s, b] = [
-    flat(scaleRank === 2 ? scale : ctx.op("Expand", [scale, ctx.op("Shape", [bias])])),
-    flat(biasRank === 2 ? bias : ctx.op("Expand", [bias, ctx.op("Shape", [scale])])),
-  ];
-  const zeros = ctx.op("ConstantOfShape", [ctx.op("Shape", [s])]); // float 0 by default
-  const spatial = (n.shape.slice(2) as number[]).reduce((p, d) => p * d, 1);
-  const y = ctx.op("BatchNormalization", [ctx.op("Reshape", [x, ctx.constI64([1, -1, spatial])]), s, b, zeros, zeros], attrs);
-  return ctx.op("Reshape", [y, ctx.shapeOf(n.shape)]);
-}
-
 const unaryLower = Object.fromEntries(
   unaryOps.map((k) => [k, ((ctx, _n, ins) => ctx.op(onnxUnary[k], ins)) as LowerRule<typeof k>]),
 ) as { [K in (typeof unaryOps)[number]]: LowerRule<K> };
@@ -318,8 +295,6 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   reduceSum: (ctx, n, [x]) => n.attrs.axes.length === 1 && n.attrs.axes[0] === 0 && !n.attrs.keepDims && n.inputs[0].rank >= 2 && n.dtype === "float32"
     ? sumLeadingAxis(ctx, x, n.inputs[0].shape[0], n.shape)
     : ctx.op("ReduceSum", [x, ctx.constI64(n.attrs.axes)], { keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
-  reduceSumSquare: (ctx, n, [x]) =>
-    ctx.op("ReduceSumSquare", [x], { axes: ctxInts(n.attrs.axes), keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
   reduceMax: (ctx, n, [x]) =>
     ctx.op("ReduceMax", [x], { axes: ctxInts(n.attrs.axes), keepdims: { type: "int", value: n.attrs.keepDims ? 1 : 0 } }),
   // A symbolic target dim equal to the input's on the same axis is written as 0 ("copy"): ORT opens graphs
@@ -348,9 +323,13 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   softmax: (ctx, n, [x]) => ctx.op("Softmax", [x], { axis: { type: "int", value: n.attrs.axis } }),
   groupNormalize: (ctx, n, [x, gamma, beta]) => {
     const normed = lowerGroupNormalize(ctx, n, x);
-    return gamma === undefined ? normed : lowerChannelAffine(ctx, n, normed, gamma, beta, n.inputs[1].rank, n.inputs[2].rank);
+    if (gamma === undefined) return normed;
+    // [C] -> [C, 1, ...]; a per-sample [B, C] -> [B, C, 1, ...]
+    const spatial = n.shape.slice(2).map((_, i) => i + 2);
+    const perChannel = ctx.constI64([n.shape[1] as number, ...spatial.map(() => 1)]);
+    const place = (t: string, rank: number) => (rank === 2 ? ctx.op("Unsqueeze", [t, ctx.constI64(spatial)]) : ctx.op("Reshape", [t, perChannel]));
+    return ctx.op("Add", [ctx.op("Mul", [normed, place(gamma, n.inputs[1].rank)]), place(beta, n.inputs[2].rank)]);
   },
-  channelAffine: (ctx, n, [x, scale, bias]) => lowerChannelAffine(ctx, n, x, scale, bias, n.inputs[1].rank, n.inputs[2].rank),
   upsampleNearest: (ctx, n, [x]) => {
     const f = n.attrs.factor;
     return ctx.op("Resize", [x, "", ctx.constF32s(Float32Array.of(1, 1, f, f))], {

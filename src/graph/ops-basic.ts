@@ -53,11 +53,6 @@ export function max(x: Tensor, axes?: number | readonly number[], keepDims = fal
   return ax.length === 0 ? x : make("reduceMax", [x], { axes: ax, keepDims });
 }
 
-/** Sum of x * x over axes (one read pass, no x * x written). */
-export function sumSquares(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
-  return make("reduceSumSquare", [x], { axes: axesOf(x, axes, "sumSquares"), keepDims });
-}
-
 /** Product of the sizes of `axes` as a float32 scalar tensor (a constant when the sizes are static). */
 export function countOf(x: Tensor, axes: readonly number[]): Tensor {
   let n = 1;

@@ -96,11 +96,6 @@ const cases: OpCase[] = [
   { name: "convWeightGrad (as an op), 17x17, 2x2 kernel, uneven padding", inputs: { x: { shape: [1, 2, 17, 17] }, y: { shape: [1, 2, 17, 17] } },
     build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 0, 0, 1], dilation: [1, 1], groups: 1, kernel: [2, 2] }) },
   { name: "sum over axis 0 (a product with a row of ones)", inputs: { x: { shape: [3, 2, 4] } }, build: ({ x }) => g.sum(x, 0) },
-  { name: "sumSquares (ReduceSumSquare)", inputs: { x: { shape: [2, 3, 4] } }, build: ({ x }) => g.sumSquares(x, [0, 2], true) },
-  { name: "channelAffine per channel (BatchNormalization lowering)", inputs: { x: { shape: [2, 3, 2, 2] }, s: { shape: [3] }, b: { shape: [3] } },
-    build: ({ x, s, b }) => make("channelAffine", [x, s, b], {}) },
-  { name: "channelAffine per sample [B, C], 3-D, symbolic batch", inputs: { x: { shape: [2, 3, 5], graphShape: ["B", 3, 5] }, s: { shape: [2, 3], graphShape: ["B", 3] }, b: { shape: [2, 3], graphShape: ["B", 3] } },
-    build: ({ x, s, b }) => make("channelAffine", [x, s, b], {}) },
   // composites
   { name: "silu", inputs: { x: x23 }, build: ({ x }) => c.silu(x) },
   { name: "gelu exact", inputs: { x: x23 }, build: ({ x }) => c.gelu(x) },
@@ -164,7 +159,6 @@ test("bad input throws at graph-build time naming the op, the module path and bo
   expectShape(() => g.expand(a, [3, 3]), "expand");
   expectShape(() => g.add(input("s", ["B", 3]), input("t", ["C", 3])), "add", "[B, 3]", "[C, 3]");
   expectShape(() => g.exp(int64([1, 2])), "float32");
-  expectShape(() => make("channelAffine", [input("ca", [2, 3, 4]), input("cs", [3]), input("cb", [2, 3])], {}), "channelAffine", "[3]", "[2, 3]");
   expectShape(() => c.groupNorm(input("gn", [1, 6, 2, 2]), 4), "groupNorm");
   const gnx = input("gnx", ["B", 4, 2, 2]);
   expectShape(() => c.groupNorm(gnx, 2, input("gw", ["C", 4]), input("gb", [4])), "groupNormalize", "[4] or [B, 4]", "[C, 4]");

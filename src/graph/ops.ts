@@ -39,8 +39,6 @@ export interface OpAttrs {
   convWeightGrad: Conv2dGeometry & { kernel: readonly [number, number] };
   reduceSum: { axes: readonly number[]; keepDims: boolean };
   reduceMax: { axes: readonly number[]; keepDims: boolean };
-  /** Sum of squares over axes: one read pass (ReduceSumSquare) where mul + reduceSum writes x * x first. */
-  reduceSumSquare: { axes: readonly number[]; keepDims: boolean };
   reshape: { shape: readonly Dim[] };
   transpose: { perm: readonly number[] };
   expand: { shape: readonly Dim[] };
@@ -62,12 +60,6 @@ export interface OpAttrs {
    * primitives) can fold the affine's into the normalisation's: fewer full passes than the chain rule over both.
    */
   groupNormalize: { groups: number; eps: number };
-  /**
-   * x [B, C, ...] * scale + bias per channel, scale and bias each [C] or per sample [B, C]. A primitive so it
-   * lowers to one pass (ORT's BatchNormalization with zero mean and unit variance) where Mul and Add take two:
-   * GroupNorm's affine and its gradient are made of it.
-   */
-  channelAffine: Empty;
   /**
    * Nearest-neighbour upsampling of x [B, C, H, W] by an integer factor. A primitive so it lowers to ORT's
    * Resize (which its NCHWc rewrite keeps blocked) instead of a 6-D Expand; the gradient sums each block.
@@ -96,6 +88,6 @@ export const comparisonOps: ReadonlySet<Op> = new Set<Op>(["less", "greater", "e
 /** Every op, listed once; tests walk this list to prove each op has every rule and a check. */
 export const allOps: readonly Op[] = [
   "input", "constant", ...unaryOps, ...binaryOps, "where", "silu", "cast", "matmul", "conv", "convTranspose",
-  "convWeightGrad", "reduceSum", "reduceMax", "reduceSumSquare", "reshape", "transpose", "expand", "slice", "flip", "concat",
-  "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "channelAffine", "upsampleNearest", "stopGradient", "dimSize",
+  "convWeightGrad", "reduceSum", "reduceMax", "reshape", "transpose", "expand", "slice", "flip", "concat",
+  "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "upsampleNearest", "stopGradient", "dimSize",
 ];

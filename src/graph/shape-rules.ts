@@ -72,7 +72,7 @@ function staticDims(op: string, inputs: readonly Tensor[], t: Tensor, from: numb
   return dims as number[];
 }
 
-function reduceRule(op: Op): ShapeRule<"reduceSum" | "reduceMax" | "reduceSumSquare"> {
+function reduceRule(op: Op): ShapeRule<"reduceSum" | "reduceMax"> {
   return (inputs, attrs) => {
     const x = inputs[0];
     const axes = attrs.axes.map((a) => normAxis(a, x.rank, op, inputs));
@@ -156,7 +156,6 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     return { shape: [o, c / g.groups, kh, kw], dtype: "float32" };
   },
   reduceSum: reduceRule("reduceSum"),
-  reduceSumSquare: reduceRule("reduceSumSquare"),
   reduceMax: reduceRule("reduceMax"),
   reshape: (inputs, attrs) => {
     const x = inputs[0];
@@ -243,16 +242,6 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     const affine = (t: Tensor) => t.dtype === "float32" && t.shape[t.rank - 1] === c && (t.rank === 1 || (t.rank === 2 && t.shape[0] === x.shape[0]));
     check(inputs.length === 1 || (inputs.length === 3 && inputs.slice(1).every(affine)),
       "groupNormalize", inputs, () => `expected x alone or x, gamma and beta each [${c}] or [${String(x.shape[0])}, ${c}]`);
-    return { shape: x.shape, dtype: "float32" };
-  },
-  channelAffine: (inputs) => {
-    const [x, scale, bias] = inputs;
-    floatOnly("channelAffine", inputs);
-    const c = x.shape[1];
-    check(x.rank >= 2 && typeof c === "number", "channelAffine", inputs, () => "expected x [B, C, ...] with a static C");
-    const perChannel = (t: Tensor) => t.shape[t.rank - 1] === c && (t.rank === 1 || (t.rank === 2 && t.shape[0] === x.shape[0]));
-    check(inputs.length === 3 && perChannel(scale) && perChannel(bias) && scale.rank === bias.rank, "channelAffine", inputs,
-      () => `expected scale and bias both [${c}] or both [${String(x.shape[0])}, ${c}]`);
     return { shape: x.shape, dtype: "float32" };
   },
   upsampleNearest: (inputs, attrs) => {
