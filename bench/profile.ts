@@ -1,7 +1,8 @@
 // ORT profile of the reference U-Net's forward or training-step graph: time per ONNX op type and the
 // slowest nodes, to see which of our lowerings cost the most.
 // Usage: node --import tsx bench/profile.ts [--preset b64] [--batch 8] [--graph fwd|train] [--runs 2] [--warmup 1] [--op Conv]
-// (--op: that op type's time by output size, e.g. to find which layers' convs or weight-gradient products are slow)
+// (--op: that op type's time by output size, e.g. to find which layers' convs or weight-gradient products are slow;
+// PROFILE_TOP=N: how many nodes to list; PROFILE_BANDWIDTH=1: data-movement nodes by the bandwidth they reach)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -109,6 +110,26 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
   const slowElem = perElem.filter((e) => e.ns > 2);
   console.log(`elementwise nodes over 2 ns/element: ${(slowElem.reduce((a, e) => a + e.us, 0) / runs / 1000).toFixed(1)} ms/run`);
   for (const e of slowElem.sort((a, b) => b.us - a.us).slice(0, 8)) console.log(`  ${e.name.padEnd(40)} ${e.op.padEnd(16)}${e.ns.toFixed(1)} ns/element`);
+  if (process.env.PROFILE_BANDWIDTH) {
+    // Data-movement nodes by achieved bandwidth (input + output bytes per second): slow kernels for their size.
+    const compute = new Set(["Conv", "FusedConv", "MatMul", "FusedMatMul", "Gemm", "ConvTranspose"]);
+    const agg = new Map<string, { us: number; bytes: number; op: string; inputs: string }>();
+    for (const e of kernels) {
+      const op = e.args?.op_name ?? "?";
+      if (compute.has(op)) continue;
+      const shapes = (e.args?.input_type_shape ?? []).map((t) => Object.values(t)[0] ?? []);
+      const inBytes = shapes.reduce((a, sh) => a + 4 * sh.reduce((p, d) => p * d, 1), 0);
+      const name = e.name.replace(/_kernel_time$/, "");
+      const a = agg.get(name) ?? { us: 0, bytes: 0, op, inputs: shapes.map((sh) => `[${sh.join(",")}]`).join(" ") };
+      a.us += e.dur;
+      a.bytes += inBytes + Number(e.args?.output_size ?? 0);
+      agg.set(name, a);
+    }
+    const slow = [...agg].filter(([, a]) => a.us / runs > 200).map(([name, a]) => ({ name, ...a, gbps: a.bytes / (a.us * 1000) }))
+      .sort((x, y) => x.gbps - y.gbps).slice(0, Number(process.env.PROFILE_TOP ?? 15));
+    console.log("slowest data movement (nodes over 0.2 ms/run, by GB/s):");
+    for (const a of slow) console.log(`  ${a.name.padEnd(28)} ${a.op.padEnd(16)}${(a.us / runs / 1000).toFixed(2).padStart(6)} ms ${a.gbps.toFixed(1).padStart(6)} GB/s  ${a.inputs}`);
+  }
   if (opType) {
     const nodes = kernels.filter((e) => e.args?.op_name === opType);
     const bySize = new Map<string, { us: number; count: number }>();
