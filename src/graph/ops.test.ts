@@ -96,6 +96,7 @@ const cases: OpCase[] = [
   { name: "convWeightGrad (as an op), 17x17, 2x2 kernel, uneven padding", inputs: { x: { shape: [1, 2, 17, 17] }, y: { shape: [1, 2, 17, 17] } },
     build: ({ x, y }) => make("convWeightGrad", [x, y], { stride: [1, 1], pad: [1, 0, 0, 1], dilation: [1, 1], groups: 1, kernel: [2, 2] }) },
   { name: "sum over axis 0 (a product with a row of ones)", inputs: { x: { shape: [3, 2, 4] } }, build: ({ x }) => g.sum(x, 0) },
+  { name: "sum over axes 0 and 1 (a product with a row of ones)", inputs: { x: { shape: [3, 2, 4] } }, build: ({ x }) => g.sum(x, [0, 1]) },
   // composites
   { name: "silu", inputs: { x: x23 }, build: ({ x }) => c.silu(x) },
   { name: "gelu exact", inputs: { x: x23 }, build: ({ x }) => c.gelu(x) },
