@@ -131,11 +131,11 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       // Without ORT's memory pattern: the same speed, a third less peak memory (SessionOptions.memoryPattern).
       const graph = await compileGraph(outputs, allInputs, { ...o.session, memoryPattern: o.session?.memoryPattern ?? false });
       const runUnits = units.map((u): Unit => {
-        const members = u.members.map((i) => trainable[i][1]);
+        // m, v and EMA start as zeros and the initial weights; viewSlots points each slot at its part.
+        const slots: Slot[] = u.members.map((i) => ({ name: trainable[i][0], param: trainable[i][1], m: new Float32Array(0), v: new Float32Array(0), ema: null }));
         const ema = cfg.emaDecay === undefined ? null : new Float32Array(u.size);
-        let at = 0;
-        for (const p of members) ema?.set(p.data, (at += p.size) - p.size);
-        const unit: Unit = { name: u.name, slots: u.members.map((i) => ({ name: trainable[i][0], param: trainable[i][1] }) as Slot), m: new Float32Array(u.size), v: new Float32Array(u.size), ema };
+        if (ema) slots.reduce((at, s) => (ema.set(s.param.data, at), at + s.param.size), 0);
+        const unit: Unit = { name: u.name, slots, m: new Float32Array(u.size), v: new Float32Array(u.size), ema };
         TrainStep.viewSlots(unit);
         return unit;
       });
