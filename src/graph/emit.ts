@@ -80,6 +80,17 @@ export class EmitContext {
     return name;
   }
 
+  /** A float32 [n] initializer holding `value` everywhere, shared per (value, n). */
+  filled(value: number, n: number): string {
+    const key = `fill:${value}:${n}`;
+    let name = this.f32Cache.get(key);
+    if (!name) {
+      name = this.constF32s(new Float32Array(n).fill(value));
+      this.f32Cache.set(key, name);
+    }
+    return name;
+  }
+
   /** A float32 [1, n] row of ones (n may be symbolic), shared per n. */
   onesRow(n: Dim): string {
     const key = `ones:${n}`;

@@ -264,12 +264,18 @@ const lowerConvWeightGrad: LowerRule<"convWeightGrad"> = (ctx, node, [x, dy]) =>
   return parts.length === 1 ? parts[0] : ctx.op("Concat", parts, { axis: { type: "int", value: 0 } });
 };
 
-/** GroupNorm without the affine: ORT's InstanceNormalization over x viewed as [B, groups, -1]. */
+/**
+ * GroupNorm without the affine: ORT's LayerNormalization over x viewed as [B, groups, -1] (each row one group,
+ * unit scale and zero shift). InstanceNormalization computes the same on one thread here (1.42 ms vs 1.44 ms
+ * on [8, 32, 16384] at 1 and 2 threads); LayerNormalization splits the rows between threads: the reference
+ * U-Net's forward 1.013-1.023x and training step 1.007x (in-process A/B, 16, 16 and 13 of 20 rounds faster).
+ */
 function lowerGroupNormalize(ctx: EmitContext, n: Tensor<"groupNormalize">, x: string): string {
   const g = n.attrs.groups;
+  const len = (n.shape.slice(1) as number[]).reduce((p, d) => p * d, 1) / g;
   const grouped = ctx.op("Reshape", [x, ctx.constI64([0, g, -1])]);
-  const normed = ctx.op("InstanceNormalization", [grouped, ctx.constF32s(new Float32Array(g).fill(1)), ctx.constF32s(new Float32Array(g))],
-    { epsilon: { type: "float", value: n.attrs.eps } });
+  const normed = ctx.op("LayerNormalization", [grouped, ctx.filled(1, len), ctx.filled(0, len)],
+    { axis: { type: "int", value: 2 }, epsilon: { type: "float", value: n.attrs.eps } });
   return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
 }
 

@@ -114,7 +114,7 @@ const cases: OpCase[] = [
   { name: "groupNorm, per-sample gamma [B, C] with a per-channel beta [C]",
     inputs: { x: { shape: [2, 4, 3], graphShape: ["B", 4, 3] }, w: { shape: [2, 4], graphShape: ["B", 4] }, b: { shape: [4] } },
     build: ({ x, w, b }) => c.groupNorm(x, 4, w, b) },
-  { name: "groupNormalize (InstanceNormalization lowering), 3-D input", inputs: { x: { shape: [2, 6, 5], graphShape: ["B", 6, 5] } },
+  { name: "groupNormalize (LayerNormalization lowering), 3-D input", inputs: { x: { shape: [2, 6, 5], graphShape: ["B", 6, 5] } },
     build: ({ x }) => make("groupNormalize", [x], { groups: 3, eps: 1e-3 }) },
   { name: "attention with additive mask", inputs: { q: { shape: [2, 3, 4] }, k: { shape: [2, 5, 4] }, v: { shape: [2, 5, 3] }, m: { shape: [2, 1, 5] } },
     build: ({ q, k, v, m }) => c.attention(q, k, v, m) },

@@ -56,8 +56,9 @@ export interface OpAttrs {
   /**
    * GroupNorm: x [B, C, ...] normalised per sample over each of `groups` contiguous channel blocks (biased
    * variance), then, when gamma [C] and beta [C] are given as inputs 2 and 3, scaled and shifted per channel.
-   * A primitive so it can lower to ORT's InstanceNormalization kernel, and so its gradient (written from
-   * primitives) can fold the affine's into the normalisation's: fewer full passes than the chain rule over both.
+   * A primitive so it can lower to one ORT normalisation kernel (LayerNormalization over the groups), and so
+   * its gradient (written from primitives) can fold the affine's into the normalisation's: fewer full passes
+   * than the chain rule over both.
    */
   groupNormalize: { groups: number; eps: number };
   /**
