@@ -1,6 +1,8 @@
 // ORT profile of the reference U-Net's forward or training-step graph: time per ONNX op type and the
 // slowest nodes, to see which of our lowerings cost the most.
 // Usage: node --import tsx bench/profile.ts [--preset b64] [--batch 8] [--graph fwd|train] [--runs 2] [--warmup 1] [--op Conv]
+// Also prints the time outside the kernels (ORT's executor; the binding's copies of the outputs into JS arrays)
+// and ORT's arena bytes in use over the last run.
 // (--op: that op type's time by output size, e.g. to find which layers' convs or weight-gradient products are slow;
 // PROFILE_TOP=N: how many nodes to list; PROFILE_BANDWIDTH=1: data-movement nodes by the bandwidth they reach)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -17,7 +19,7 @@ interface ProfileEvent {
   name: string;
   ts: number; // microseconds since the session started
   dur: number; // microseconds
-  args?: { op_name?: string; output_size?: string; input_type_shape?: Record<string, number[]>[] };
+  args?: { op_name?: string; output_size?: string; input_type_shape?: Record<string, number[]>[]; mem_bytes_in_use?: string };
 }
 
 /** The ONNX bytes and feeds of the graph to profile. */
@@ -60,19 +62,25 @@ async function main(): Promise<void> {
     const prof = await ort.InferenceSession.create(bytes, { ...defaultOrtOptions(), ...(values.graph === "train" ? { enableMemPattern: false } : {}), enableProfiling: true, profileFilePrefix: join(dir, "ort") });
     const runs = Number(values.runs);
     const warmup = Number(values.warmup);
-    for (let i = 0; i < runs + warmup; i++) await prof.run(ortFeeds);
+    // session.run as JS sees it: ORT's run plus the binding's work (each output copied into a new JS array).
+    const jsMs: number[] = [];
+    for (let i = 0; i < runs + warmup; i++) {
+      const t0 = performance.now();
+      await prof.run(ortFeeds);
+      if (i >= warmup) jsMs.push(performance.now() - t0);
+    }
     prof.endProfiling();
     await prof.release();
     const file = readdirSync(dir).find((f) => f.endsWith(".json"));
     if (!file) throw new Error("profile: ORT wrote no profile file");
-    report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], warmup, runs, batch, values.op);
+    report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], warmup, runs, batch, values.op, jsMs);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** Kernel times per op type and node over the runs after `warmup` untimed ones (the first runs grow ORT's arena). */
-function report(events: ProfileEvent[], warmup: number, runs: number, batch: number, opType?: string): void {
+function report(events: ProfileEvent[], warmup: number, runs: number, batch: number, opType: string | undefined, jsMs: readonly number[]): void {
   const starts = events.filter((e) => e.cat === "Session" && e.name === "model_run").map((e) => e.ts).sort((a, b) => a - b);
   const from = starts[warmup] ?? 0;
   const wall = events.filter((e) => e.cat === "Session" && e.name === "model_run" && e.ts >= from).map((e) => e.dur / 1000);
@@ -98,6 +106,21 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
   for (const e of flat) flatTypes.set(e.args?.op_name ?? "?", (flatTypes.get(e.args?.op_name ?? "?") ?? 0) + e.dur);
   const ms = (us: number) => (us / runs / 1000).toFixed(1).padStart(9);
   console.log(`batch ${batch}: ${(total / runs / 1000).toFixed(1)} ms of kernel time per run, ${wall.map((w) => w.toFixed(0)).join(", ")} ms wall (${runs} runs after ${warmup} warm-up)`);
+  // Beyond the kernels: ORT's executor between them (model_run - kernels), and the binding after ORT returns
+  // (session.run in JS - model_run): it copies every output into a new JS array, whose allocation triggers
+  // garbage collections. For a training step the outputs are the weights and both moments (3x the parameters).
+  const meanOf = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+  console.log(`outside the kernels per run: executor ${(meanOf(wall) - total / runs / 1000).toFixed(1)} ms, binding ${(meanOf(jsMs) - meanOf(wall)).toFixed(1)} ms `
+    + `(session.run in JS ${jsMs.map((w) => w.toFixed(0)).join(", ")} ms)`);
+  // ORT's arena bytes in use after each node of the last run: where the peak falls (forward end, backward, optimizer).
+  const lastStart = starts[starts.length - 1] ?? 0;
+  const inUse = kernels.filter((e) => e.ts >= lastStart).sort((a, b) => a.ts - b.ts).map((e) => Number(e.args?.mem_bytes_in_use ?? 0));
+  if (inUse.some((b) => b > 0)) {
+    const peakAt = inUse.indexOf(Math.max(...inUse));
+    const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+    const tenths = Array.from({ length: 11 }, (_, k) => mb(inUse[Math.min(inUse.length - 1, Math.round((k * (inUse.length - 1)) / 10))]));
+    console.log(`ORT arena in use: peak ${mb(inUse[peakAt])} MB after node ${peakAt} of ${inUse.length}; at each tenth of the run ${tenths.join(" ")} MB`);
+  }
   console.log(`nodes over 0-D/1-D inputs only (the optimizer): ${(flat.reduce((a, e) => a + e.dur, 0) / runs / 1000).toFixed(1)} ms/run in ${flat.length / runs} nodes (${[...flatTypes].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([op, us]) => `${op} ${(us / runs / 1000).toFixed(1)}`).join(", ")})`);
   console.log(`${"op type".padEnd(22)}${"ms/run".padStart(9)}  share  nodes`);
   for (const [op, t] of [...byType].sort((a, b) => b[1].us - a[1].us).slice(0, 26)) {
