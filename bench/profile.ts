@@ -109,8 +109,10 @@ function report(events: ProfileEvent[], warmup: number, runs: number, batch: num
   // Beyond the kernels: ORT's executor between them (model_run - kernels), and the binding after ORT returns
   // (session.run in JS - model_run): it copies every output into a new JS array, whose allocation triggers
   // garbage collections. For a training step the outputs are the weights and both moments (3x the parameters).
+  // The profiler itself slows a run (the b64 training step: 1376 ms unprofiled, 1519 ms profiled, same process),
+  // so the executor's figure is an upper bound; the binding's happens after ORT returns and is not inflated.
   const meanOf = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
-  console.log(`outside the kernels per run: executor ${(meanOf(wall) - total / runs / 1000).toFixed(1)} ms, binding ${(meanOf(jsMs) - meanOf(wall)).toFixed(1)} ms `
+  console.log(`outside the kernels per run: executor ${(meanOf(wall) - total / runs / 1000).toFixed(1)} ms (inflated by the profiler), binding ${(meanOf(jsMs) - meanOf(wall)).toFixed(1)} ms `
     + `(session.run in JS ${jsMs.map((w) => w.toFixed(0)).join(", ")} ms)`);
   // ORT's arena bytes in use after each node of the last run: where the peak falls (forward end, backward, optimizer).
   const lastStart = starts[starts.length - 1] ?? 0;
