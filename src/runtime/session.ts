@@ -8,7 +8,8 @@ import { input } from "../graph/build.js";
 import { emitModel, nchwcDomain, type EmittedModel } from "../graph/emit.js";
 import { encodeModel, OnnxDataType } from "../graph/onnx-proto.js";
 import { fmtShape, type DType, type Shape, Tensor } from "../graph/tensor.js";
-import { dtypeOfData, type HostTensor } from "./host.js";
+import { dtypeOfData, type HostData, type HostTensor } from "./host.js";
+import { nativeBinding, onnxTypes, type NativeIo } from "./native.js";
 
 export interface InputSpec {
   shape: Shape;
@@ -35,6 +36,12 @@ export interface SessionOptions {
   memoryPattern?: boolean;
   /** Write the optimised model ORT runs to this path (for profiling and debugging). */
   optimizedModelPath?: string;
+  /**
+   * Run through imagen-ts' native binding (src/runtime/native.ts) where it is built, on the CPU provider:
+   * outputs can then be written into arrays the caller hands in (CompiledGraph.run's `into`). Default on;
+   * IMAGEN_NATIVE=0 turns it off everywhere.
+   */
+  native?: boolean;
 }
 
 const defaults: Required<Omit<SessionOptions, "optimizedModelPath">> = {
@@ -43,6 +50,7 @@ const defaults: Required<Omit<SessionOptions, "optimizedModelPath">> = {
   optimization: "all",
   nchwc: process.env.IMAGEN_NCHWC !== "0",
   memoryPattern: true,
+  native: true,
 };
 
 let nchwcProbe: Promise<number> | undefined;
@@ -79,8 +87,92 @@ export function nchwcBlockSize(): Promise<number> {
 type Outputs<R> = R extends Tensor ? HostTensor : { [K in keyof R]: HostTensor };
 export type Feeds<S> = { [K in keyof S]: HostTensor };
 
+/** An open session: runs feeds to outputs; `into` (by output name) may receive outputs in place. */
+interface Backend {
+  /** Whether outputs named in run()'s `into` are written into those arrays (else they are new arrays). */
+  readonly writesInPlace: boolean;
+  run(feeds: Record<string, HostTensor>, into: Record<string, HostData> | undefined, model: EmittedModel): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
+const ortTypes: Record<DType, "float32" | "int64" | "bool"> = { float32: "float32", int64: "int64", bool: "bool" };
+
+class OrtNodeBackend implements Backend {
+  readonly writesInPlace = false;
+  constructor(private readonly session: ort.InferenceSession) {}
+
+  async run(feeds: Record<string, HostTensor>, _into: unknown, model: EmittedModel): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const spec of model.inputs) {
+      const t = feeds[spec.name];
+      ortFeeds[spec.name] = new ort.Tensor(ortTypes[spec.dtype], t.data, t.shape as number[]);
+    }
+    const out = await this.session.run(ortFeeds);
+    const result: Record<string, HostTensor> = {};
+    for (const o of model.outputs) result[o.name] = { data: out[o.name].data as HostData, shape: [...out[o.name].dims] };
+    return result;
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+class NativeBackend implements Backend {
+  readonly writesInPlace = true;
+  constructor(private readonly handle: object) {}
+
+  async run(feeds: Record<string, HostTensor>, into: Record<string, HostData> | undefined, model: EmittedModel): Promise<Record<string, HostTensor>> {
+    const binding = nativeBinding();
+    if (!binding) throw new ValueError("run: the native ONNX Runtime binding is no longer loaded");
+    const inputs: NativeIo[] = model.inputs.map((spec) => [spec.name, feeds[spec.name].data, onnxTypes[spec.dtype], feeds[spec.name].shape]);
+    const outputs: NativeIo[] = model.outputs.map((o) => {
+      const buf = into?.[o.name];
+      return [o.name, buf ?? null, onnxTypes[o.dtype], buf ? intoShape(o, buf, feeds, model) : []];
+    });
+    const out = await binding.run(this.handle, inputs, outputs);
+    const result: Record<string, HostTensor> = {};
+    model.outputs.forEach((o, i) => {
+      const { data, dims } = out[i];
+      const host = data === null ? (outputs[i][1] as HostData) : o.dtype === "float32" ? new Float32Array(data) : o.dtype === "int64" ? new BigInt64Array(data) : new Uint8Array(data);
+      result[o.name] = { data: host, shape: dims };
+    });
+    return result;
+  }
+
+  async release(): Promise<void> {
+    nativeBinding()?.release(this.handle);
+  }
+}
+
+/** The shape of an output written into a caller's array: its declared shape with symbols bound by the feeds. */
+function intoShape(o: { name: string; shape: Shape; dtype: DType }, buf: HostData, feeds: Record<string, HostTensor>, model: EmittedModel): number[] {
+  const dims = new Map<string, number>();
+  for (const i of model.inputs) i.shape.forEach((d, k) => typeof d === "string" && dims.set(d, feeds[i.name].shape[k]));
+  const shape = o.shape.map((d) => (typeof d === "number" ? d : dims.get(d) ?? -1));
+  const size = shape.reduce((p, d) => p * d, 1);
+  if (shape.includes(-1) || size !== buf.length || dtypeOfData(buf) !== o.dtype) {
+    throw new ValueError(`run: the array given for output "${o.name}" holds ${buf.length} ${dtypeOfData(buf)} values; the output is ${fmtShape(o.shape)} ${o.dtype}${shape.includes(-1) ? " (a size the inputs do not fix)" : ` (${size} values)`}`);
+  }
+  return shape;
+}
+
+const optimizationLevels = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
+
+async function createBackend(bytes: Uint8Array, options: SessionOptions): Promise<Backend> {
+  const o = { ...defaults, ...options };
+  const ortOptions = sessionOptions(options);
+  const binding = o.provider === "cpu" && o.native ? nativeBinding() : null;
+  if (!binding) return new OrtNodeBackend(await ort.InferenceSession.create(bytes, ortOptions));
+  const handle = await binding.createSession(bytes, {
+    threads: o.threads, optimization: optimizationLevels[o.optimization], memPattern: o.memoryPattern,
+    spin: process.env.IMAGEN_SPIN !== "0", ...(o.optimizedModelPath ? { optimizedPath: o.optimizedModelPath } : {}),
+  });
+  return new NativeBackend(handle);
+}
+
 interface CacheEntry {
-  session: Promise<ort.InferenceSession>;
+  session: Promise<Backend>;
   refs: number;
 }
 const sessionCache = new Map<string, CacheEntry>();
@@ -120,11 +212,11 @@ function sessionOptions(o: SessionOptions): ort.InferenceSession.SessionOptions 
   };
 }
 
-async function openSession(bytes: Uint8Array, options: SessionOptions): Promise<{ key: string; session: ort.InferenceSession }> {
+async function openSession(bytes: Uint8Array, options: SessionOptions): Promise<{ key: string; session: Backend }> {
   const key = createHash("sha256").update(bytes).update(JSON.stringify(options)).digest("hex");
   let entry = sessionCache.get(key);
   if (!entry) {
-    entry = { session: ort.InferenceSession.create(bytes, sessionOptions(options)), refs: 0 };
+    entry = { session: createBackend(bytes, options), refs: 0 };
     sessionCache.set(key, entry);
   }
   entry.refs++;
@@ -141,38 +233,46 @@ async function openSession(bytes: Uint8Array, options: SessionOptions): Promise<
   }
 }
 
-const ortTypes: Record<DType, "float32" | "int64" | "bool"> = { float32: "float32", int64: "int64", bool: "bool" };
-
 /** A compiled graph: call run() with host tensors by input name. */
 export class CompiledGraph<S = Record<string, InputSpec>, R = Record<string, Tensor>> {
   private disposed = false;
   constructor(
     readonly model: EmittedModel,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Backend,
     private readonly cacheKey: string,
     private readonly single: boolean,
   ) {}
 
-  async run(feeds: Feeds<S>): Promise<Outputs<R>> {
+  /** Whether run() writes the outputs named in its `into` argument into the arrays given there. */
+  get writesInPlace(): boolean {
+    return this.session.writesInPlace;
+  }
+
+  /**
+   * Runs the graph. `into` (by output name) offers arrays for outputs of fixed size to be written in place of
+   * new ones, where `writesInPlace` (the native binding); the result then holds those arrays. They must not be
+   * any of the feeds' arrays.
+   */
+  async run(feeds: Feeds<S>, into?: Record<string, HostData>): Promise<Outputs<R>> {
     if (this.disposed) throw new ValueError("CompiledGraph.run: this graph was disposed; compile it again");
-    const ortFeeds: Record<string, ort.Tensor> = {};
     const env = new Map<string, number>();
     const given = feeds as Record<string, HostTensor>;
     for (const spec of this.model.inputs) {
       const t = given[spec.name];
       if (!t) throw new ValueError(`run: missing input "${spec.name}"; expected inputs ${this.model.inputs.map((i) => i.name).join(", ")}`);
       checkFeed(spec, t, env);
-      ortFeeds[spec.name] = new ort.Tensor(ortTypes[spec.dtype], t.data, t.shape as number[]);
     }
     for (const name of Object.keys(given)) {
       if (!this.model.inputs.some((i) => i.name === name)) throw new ValueError(`run: unknown input "${name}"`);
     }
-    const out = await this.session.run(ortFeeds);
-    const result: Record<string, HostTensor> = {};
-    for (const o of this.model.outputs) {
-      const t = out[o.name];
-      result[o.name] = { data: t.data as HostTensor["data"], shape: [...t.dims] };
+    if (into) {
+      const fed = new Set(Object.values(given).map((t) => t.data.buffer));
+      for (const [name, buf] of Object.entries(into)) {
+        if (!this.model.outputs.some((o) => o.name === name)) throw new ValueError(`run: "into" names "${name}", which is not an output`);
+        if (fed.has(buf.buffer)) throw new ValueError(`run: the array given for output "${name}" shares memory with an input; pass a separate array`);
+      }
     }
+    const result = await this.session.run(given, this.writesInPlace ? into : undefined, this.model);
     return (this.single ? result.out : result) as Outputs<R>;
   }
 

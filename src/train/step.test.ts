@@ -149,3 +149,53 @@ test("lrScales: a parameter matched by a pattern moves by its factor times the l
   await assert.rejects(TrainStep.create({ model, batch: { t: { shape: [2] } }, optimizer: { lr: 0.1, lrScales: { q: 0 } }, loss: () => sum(model.p.t) }),
     /AdamW lrScales\["q"\]: expected a finite number > 0, got 0/);
 });
+
+test("training with outputs written in place (native binding) matches onnxruntime-node's new arrays step for step", async (t) => {
+  class Mlp extends Module {
+    a: Linear; b: Linear;
+    constructor(rng: Rng) {
+      super();
+      this.a = this.addModule("a", new Linear(32, 256, rng)); // 8192 weights: updated on their own
+      this.b = this.addModule("b", new Linear(256, 4, rng)); // small: bundled with the biases
+    }
+    forward(x: Tensor): Tensor {
+      return this.b.call(silu(this.a.call(x)));
+    }
+  }
+  const make = async (native: boolean) => {
+    const model = new Mlp(new Rng(5));
+    const step = await TrainStep.create({
+      model, batch: { x: { shape: [8, 32] }, y: { shape: [8, 4] } },
+      loss: ({ x, y }) => mean(square(sub(model.call(x), y))),
+      optimizer: { lr: 1e-2, weightDecay: 0.1, clipNorm: 1, emaDecay: 0.9 }, session: { native },
+    });
+    return { model, step };
+  };
+  const [inPlace, copied] = [await make(true), await make(false)];
+  if (!inPlace.step.graph.writesInPlace) return t.skip("the native binding is not built here");
+  assert.equal(copied.step.graph.writesInPlace, false);
+  const rng = new Rng(9);
+  const weights: Float32Array[] = [];
+  for (let k = 0; k < 4; k++) {
+    const batch = { x: { data: rng.normal(8 * 32), shape: [8, 32] }, y: { data: rng.normal(8 * 4), shape: [8, 4] } };
+    const [ra, rb] = [await inPlace.step.step(batch), await copied.step.step(batch)];
+    assert.equal(ra.loss, rb.loss, `step ${k + 1}: loss`);
+    assert.equal(ra.gradNorm, rb.gradNorm, `step ${k + 1}: gradient norm`);
+    const [pa, pb] = [new Map(inPlace.model.namedParameters()), new Map(copied.model.namedParameters())];
+    const [sa, sb] = [inPlace.step.state(), copied.step.state()];
+    const [ea, eb] = [inPlace.step.emaWeights(), copied.step.emaWeights()];
+    for (const [name, p] of pa) {
+      assert.deepEqual(p.data, pb.get(name)?.data, `step ${k + 1}: ${name}`);
+      assert.deepEqual(sa.m.get(name), sb.m.get(name), `step ${k + 1}: m of ${name}`);
+      assert.deepEqual(sa.v.get(name), sb.v.get(name), `step ${k + 1}: v of ${name}`);
+      assert.deepEqual(ea.get(name), eb.get(name), `step ${k + 1}: EMA of ${name}`);
+    }
+    weights.push(pa.get("a.weight")?.data as Float32Array);
+  }
+  // Two sets of arrays taken in turn: step 3 writes over step 1's, step 4 over step 2's.
+  assert.equal(weights[2], weights[0]);
+  assert.equal(weights[3], weights[1]);
+  assert.notEqual(weights[1], weights[0]);
+  inPlace.step.dispose();
+  copied.step.dispose();
+});

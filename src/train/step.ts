@@ -43,7 +43,21 @@ interface Slot {
 /** Parameters updated together: one, or a bundle of small ones whose state is kept concatenated. */
 interface Unit {
   name: string;
+  size: number;
   slots: Slot[];
+  m: Float32Array;
+  v: Float32Array;
+  ema: Float32Array | null;
+  /**
+   * Where the graph writes its outputs in place (the native binding): two sets used in turn, each step
+   * reading the set the step before wrote; made on first use.
+   */
+  sets: [OutputSet | null, OutputSet | null];
+  turn: 0 | 1;
+}
+
+interface OutputSet {
+  p: Float32Array;
   m: Float32Array;
   v: Float32Array;
   ema: Float32Array | null;
@@ -135,7 +149,7 @@ export class TrainStep<S extends Record<string, InputSpec>> {
         const slots: Slot[] = u.members.map((i) => ({ name: trainable[i][0], param: trainable[i][1], m: new Float32Array(0), v: new Float32Array(0), ema: null }));
         const ema = cfg.emaDecay === undefined ? null : new Float32Array(u.size);
         if (ema) slots.reduce((at, s) => (ema.set(s.param.data, at), at + s.param.size), 0);
-        const unit: Unit = { name: u.name, slots, m: new Float32Array(u.size), v: new Float32Array(u.size), ema };
+        const unit: Unit = { name: u.name, size: u.size, slots, m: new Float32Array(u.size), v: new Float32Array(u.size), ema, sets: [null, null], turn: 0 };
         TrainStep.viewSlots(unit);
         return unit;
       });
@@ -161,7 +175,10 @@ export class TrainStep<S extends Record<string, InputSpec>> {
     }
     for (const [name, p] of this.frozen) feeds[`param.${name}`] = { data: p.data, shape: p.shape };
     Object.assign(feeds, fillRandomInputs(this.randomInputs, this.rng, this.symbolDims(feeds)));
-    const out = await this.graph.run(feeds as never) as Record<string, HostTensor>;
+    // Where ORT can write the new weights and moments in place, it writes them over the arrays of two steps
+    // ago (not into new ones: 3x the weights' size a step, and the garbage collections that brings).
+    const into = this.graph.writesInPlace ? this.outputSets() : undefined;
+    const out = await this.graph.run(feeds as never, into) as Record<string, HostTensor>;
     for (const u of this.units) {
       const p = out[`new.param.${u.name}`].data as Float32Array;
       u.m = out[`new.adam_m.${u.name}`].data as Float32Array;
@@ -170,9 +187,24 @@ export class TrainStep<S extends Record<string, InputSpec>> {
       let at = 0;
       for (const s of u.slots) s.param.data = u.slots.length === 1 ? p : p.slice(at, (at += s.param.size));
       TrainStep.viewSlots(u);
+      if (into) u.turn = u.turn === 0 ? 1 : 0;
     }
     this.stepCount = t;
     return { loss: out.loss.data[0] as number, gradNorm: out.gradNorm.data[0] as number, step: t };
+  }
+
+  /** The arrays this step's outputs are written into, by output name. */
+  private outputSets(): Record<string, Float32Array> {
+    const into: Record<string, Float32Array> = {};
+    for (const u of this.units) {
+      const n = u.size;
+      const set = (u.sets[u.turn] ??= { p: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n), ema: u.ema && new Float32Array(n) });
+      into[`new.param.${u.name}`] = set.p;
+      into[`new.adam_m.${u.name}`] = set.m;
+      into[`new.adam_v.${u.name}`] = set.v;
+      if (set.ema) into[`new.ema.${u.name}`] = set.ema;
+    }
+    return into;
   }
 
   private symbolDims(feeds: Record<string, HostTensor>): Map<string, number> {

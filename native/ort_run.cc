@@ -1,0 +1,519 @@
+// A small Node-API binding to ONNX Runtime's C API, loaded from onnxruntime-node's own libonnxruntime: sessions
+// on the CPU provider whose runs can write outputs straight into caller-owned typed arrays. onnxruntime-node
+// copies every output into a new ArrayBuffer; for a training step that is the weights and both optimizer
+// moments each step (324 MB on the benchmark's U-Net), plus the garbage collections the new arrays cause.
+//
+// The C API is a table of function pointers (OrtApi) that only grows between releases; we address the entries
+// we use by their position in it (see ApiIndex), so no ONNX Runtime header is needed to build this file, and
+// init() checks the layout before anything else runs. Built by scripts/build-native.mjs.
+#include <dlfcn.h>
+#include <node_api.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct OrtStatus;
+struct OrtEnv;
+struct OrtSession;
+struct OrtSessionOptions;
+struct OrtValue;
+struct OrtMemoryInfo;
+struct OrtTensorTypeAndShapeInfo;
+struct OrtApi;
+struct OrtApiBase {
+  const OrtApi* (*GetApi)(uint32_t version);
+  const char* (*GetVersionString)();
+};
+
+// Positions in OrtApi (each entry one function pointer), as declared in onnxruntime_c_api.h.
+enum ApiIndex : int {
+  kCreateStatus = 0,
+  kGetErrorCode = 1,
+  kGetErrorMessage = 2,
+  kCreateEnv = 3,
+  kCreateSessionFromArray = 8,
+  kRun = 9,
+  kCreateSessionOptions = 10,
+  kSetOptimizedModelFilePath = 11,
+  kSetSessionExecutionMode = 13,
+  kEnableMemPattern = 16,
+  kDisableMemPattern = 17,
+  kSetSessionGraphOptimizationLevel = 23,
+  kSetIntraOpNumThreads = 24,
+  kSetInterOpNumThreads = 25,
+  kCreateTensorWithDataAsOrtValue = 49,
+  kGetTensorMutableData = 51,
+  kGetTensorElementType = 60,
+  kGetDimensionsCount = 61,
+  kGetDimensions = 62,
+  kGetTensorShapeElementCount = 64,
+  kGetTensorTypeAndShape = 65,
+  kCreateCpuMemoryInfo = 69,
+  kReleaseStatus = 93,
+  kReleaseMemoryInfo = 94,
+  kReleaseSession = 95,
+  kReleaseValue = 96,
+  kReleaseTensorTypeAndShapeInfo = 99,
+  kReleaseSessionOptions = 100,
+  kGetAvailableProviders = 125,
+  kReleaseAvailableProviders = 126,
+  kAddSessionConfigEntry = 130,
+};
+// The API version asked for: one that has every entry above (AddSessionConfigEntry came last, in 1.x's 4th).
+constexpr uint32_t kApiVersion = 13;
+
+void* const* api = nullptr;
+OrtEnv* ortEnv = nullptr;
+OrtMemoryInfo* cpuInfo = nullptr;
+std::string runtimeVersion;
+
+template <typename F>
+F fn(ApiIndex i) {
+  return reinterpret_cast<F>(api[i]);
+}
+
+// The error message of a non-null status (which it frees), or "" for success.
+std::string check(OrtStatus* status) {
+  if (status == nullptr) return "";
+  std::string msg = fn<const char* (*)(const OrtStatus*)>(kGetErrorMessage)(status);
+  fn<void (*)(OrtStatus*)>(kReleaseStatus)(status);
+  return msg.empty() ? "unknown ONNX Runtime error" : msg;
+}
+
+void releaseValue(OrtValue* v) {
+  if (v) fn<void (*)(OrtValue*)>(kReleaseValue)(v);
+}
+
+// Element sizes by ONNX data type (float 1, uint8 2, int8 3, int32 6, int64 7, bool 9, double 11).
+size_t elementSize(int type) {
+  switch (type) {
+    case 1: case 6: return 4;
+    case 2: case 3: case 9: return 1;
+    case 7: case 11: return 8;
+    default: return 0;
+  }
+}
+
+napi_value fail(napi_env env, const std::string& msg) {
+  napi_throw_error(env, nullptr, msg.c_str());
+  return nullptr;
+}
+
+#define NAPI_OK(call)                                                  \
+  do {                                                                 \
+    if ((call) != napi_ok) return fail(env, "ort_run: " #call " failed"); \
+  } while (0)
+
+std::string getString(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return "";
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(env, v, s.data(), len + 1, &len);
+  return s;
+}
+
+napi_value property(napi_env env, napi_value obj, const char* key) {
+  napi_value v = nullptr;
+  napi_get_named_property(env, obj, key, &v);
+  return v;
+}
+
+int getInt(napi_env env, napi_value obj, const char* key) {
+  int32_t v = 0;
+  napi_get_value_int32(env, property(env, obj, key), &v);
+  return v;
+}
+
+bool getBool(napi_env env, napi_value obj, const char* key) {
+  bool v = false;
+  napi_get_value_bool(env, property(env, obj, key), &v);
+  return v;
+}
+
+uint32_t arrayLength(napi_env env, napi_value arr) {
+  uint32_t n = 0;
+  napi_get_array_length(env, arr, &n);
+  return n;
+}
+
+napi_value element(napi_env env, napi_value arr, uint32_t i) {
+  napi_value v = nullptr;
+  napi_get_element(env, arr, i, &v);
+  return v;
+}
+
+bool getDims(napi_env env, napi_value arr, std::vector<int64_t>& dims) {
+  uint32_t n = arrayLength(env, arr);
+  dims.resize(n);
+  for (uint32_t i = 0; i < n; i++) {
+    double d = 0;
+    if (napi_get_value_double(env, element(env, arr, i), &d) != napi_ok || d < 0) return false;
+    dims[i] = static_cast<int64_t>(d);
+  }
+  return true;
+}
+
+// init(libraryPath): loads libonnxruntime, checks the API table's layout, creates the environment; returns
+// the library's version.
+napi_value Init(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (api == nullptr) {
+    std::string path = getString(env, argv[0]);
+    void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+    if (lib == nullptr) return fail(env, "cannot load ONNX Runtime from " + path + ": " + dlerror());
+    auto getBase = reinterpret_cast<const OrtApiBase* (*)()>(dlsym(lib, "OrtGetApiBase"));
+    if (getBase == nullptr) return fail(env, path + " has no OrtGetApiBase");
+    const OrtApiBase* base = getBase();
+    const OrtApi* table = base->GetApi(kApiVersion);
+    if (table == nullptr) return fail(env, "this ONNX Runtime does not offer C API version 13");
+    api = reinterpret_cast<void* const*>(table);
+    // A status made by entry 0 must read back through entries 1 and 2; entry 125 must list the CPU provider.
+    OrtStatus* probe = fn<OrtStatus* (*)(int, const char*)>(kCreateStatus)(6, "imagen-probe");
+    bool ok = fn<int (*)(const OrtStatus*)>(kGetErrorCode)(probe) == 6 &&
+              std::strcmp(fn<const char* (*)(const OrtStatus*)>(kGetErrorMessage)(probe), "imagen-probe") == 0;
+    fn<void (*)(OrtStatus*)>(kReleaseStatus)(probe);
+    char** providers = nullptr;
+    int count = 0;
+    ok = ok && check(fn<OrtStatus* (*)(char***, int*)>(kGetAvailableProviders)(&providers, &count)).empty();
+    bool cpu = false;
+    for (int i = 0; ok && i < count; i++) cpu = cpu || std::strcmp(providers[i], "CPUExecutionProvider") == 0;
+    if (providers) check(fn<OrtStatus* (*)(char**, int)>(kReleaseAvailableProviders)(providers, count));
+    std::string err = ok && cpu ? "" : "ONNX Runtime's C API table does not have the expected layout";
+    // Logging at ERROR (3); CPU memory info: arena allocator (1), default memory type (0).
+    if (err.empty()) err = check(fn<OrtStatus* (*)(int, const char*, OrtEnv**)>(kCreateEnv)(3, "imagen-ts", &ortEnv));
+    if (err.empty()) err = check(fn<OrtStatus* (*)(int, int, OrtMemoryInfo**)>(kCreateCpuMemoryInfo)(1, 0, &cpuInfo));
+    if (!err.empty()) {
+      api = nullptr;
+      return fail(env, err);
+    }
+    runtimeVersion = base->GetVersionString();
+  }
+  napi_value version;
+  NAPI_OK(napi_create_string_utf8(env, runtimeVersion.c_str(), NAPI_AUTO_LENGTH, &version));
+  return version;
+}
+
+// A session handle: a JS external that frees the session when collected (or at release()).
+struct SessionBox {
+  OrtSession* session = nullptr;
+  int running = 0;
+  bool releaseWhenIdle = false;
+};
+
+void releaseSession(SessionBox* box) {
+  if (box->session) fn<void (*)(OrtSession*)>(kReleaseSession)(box->session);
+  box->session = nullptr;
+}
+
+void finalizeBox(napi_env, void* data, void*) {
+  auto* box = static_cast<SessionBox*>(data);
+  releaseSession(box);
+  delete box;
+}
+
+// Work done off the JS thread, settling a promise.
+struct Task {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  std::vector<napi_ref> keep;  // typed arrays whose memory the task reads or writes
+  std::string error;
+  virtual ~Task() = default;
+  virtual void execute() = 0;
+  virtual napi_value result(napi_env env) = 0;
+};
+
+void executeTask(napi_env, void* data) {
+  static_cast<Task*>(data)->execute();
+}
+
+void completeTask(napi_env env, napi_status, void* data) {
+  auto* task = static_cast<Task*>(data);
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value value = task->error.empty() ? task->result(env) : nullptr;
+  if (task->error.empty() && value == nullptr) {
+    napi_value exc;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_reject_deferred(env, task->deferred, exc);
+    } else {
+      task->error = "ort_run: could not build the result";
+    }
+  } else if (value != nullptr) {
+    napi_resolve_deferred(env, task->deferred, value);
+  }
+  if (!task->error.empty()) {
+    napi_value msg, err;
+    napi_create_string_utf8(env, task->error.c_str(), NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, nullptr, msg, &err);
+    napi_reject_deferred(env, task->deferred, err);
+  }
+  for (napi_ref r : task->keep) napi_delete_reference(env, r);
+  napi_delete_async_work(env, task->work);
+  napi_close_handle_scope(env, scope);
+  delete task;
+}
+
+napi_value queue(napi_env env, Task* task, const char* name) {
+  napi_value promise, resource;
+  NAPI_OK(napi_create_promise(env, &task->deferred, &promise));
+  NAPI_OK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource));
+  NAPI_OK(napi_create_async_work(env, nullptr, resource, executeTask, completeTask, task, &task->work));
+  NAPI_OK(napi_queue_async_work(env, task->work));
+  return promise;
+}
+
+struct CreateTask : Task {
+  std::vector<uint8_t> model;
+  int threads = 1, optimization = 99;
+  bool memPattern = true, spin = true;
+  std::string optimizedPath;
+  OrtSession* session = nullptr;
+
+  void execute() override {
+    OrtSessionOptions* so = nullptr;
+    error = check(fn<OrtStatus* (*)(OrtSessionOptions**)>(kCreateSessionOptions)(&so));
+    if (!error.empty()) return;
+    auto step = [&](OrtStatus* s) {
+      if (error.empty()) error = check(s);
+    };
+    step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetIntraOpNumThreads)(so, threads));
+    step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetInterOpNumThreads)(so, 1));
+    step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetSessionExecutionMode)(so, 0));  // sequential
+    step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetSessionGraphOptimizationLevel)(so, optimization));
+    step(fn<OrtStatus* (*)(OrtSessionOptions*)>(memPattern ? kEnableMemPattern : kDisableMemPattern)(so));
+    if (!spin) {
+      step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*, const char*)>(kAddSessionConfigEntry)(
+          so, "session.intra_op.allow_spinning", "0"));
+    }
+    if (!optimizedPath.empty()) {
+      step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*)>(kSetOptimizedModelFilePath)(so, optimizedPath.c_str()));
+    }
+    if (error.empty()) {
+      step(fn<OrtStatus* (*)(const OrtEnv*, const void*, size_t, const OrtSessionOptions*, OrtSession**)>(
+          kCreateSessionFromArray)(ortEnv, model.data(), model.size(), so, &session));
+    }
+    fn<void (*)(OrtSessionOptions*)>(kReleaseSessionOptions)(so);
+    std::vector<uint8_t>().swap(model);
+  }
+
+  napi_value result(napi_env env) override {
+    auto* box = new SessionBox{session};
+    napi_value external;
+    if (napi_create_external(env, box, finalizeBox, nullptr, &external) != napi_ok) {
+      finalizeBox(env, box, nullptr);
+      return nullptr;
+    }
+    return external;
+  }
+};
+
+// createSession(modelBytes, { threads, optimization, memPattern, spin, optimizedPath }) -> Promise<handle>
+napi_value CreateSession(napi_env env, napi_callback_info info) {
+  if (api == nullptr) return fail(env, "ort_run: init() first");
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  NAPI_OK(napi_get_typedarray_info(env, argv[0], &type, &length, &data, nullptr, nullptr));
+  auto* task = new CreateTask();
+  task->model.assign(static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + length);
+  task->threads = getInt(env, argv[1], "threads");
+  task->optimization = getInt(env, argv[1], "optimization");
+  task->memPattern = getBool(env, argv[1], "memPattern");
+  task->spin = getBool(env, argv[1], "spin");
+  napi_value path = property(env, argv[1], "optimizedPath");
+  napi_valuetype pathType;
+  napi_typeof(env, path, &pathType);
+  if (pathType == napi_string) task->optimizedPath = getString(env, path);
+  return queue(env, task, "imagen.createSession");
+}
+
+SessionBox* getBox(napi_env env, napi_value v) {
+  void* data = nullptr;
+  if (napi_get_value_external(env, v, &data) != napi_ok) return nullptr;
+  return static_cast<SessionBox*>(data);
+}
+
+struct RunTask : Task {
+  SessionBox* box = nullptr;
+  std::vector<std::string> inputNames, outputNames;
+  std::vector<OrtValue*> inputs, outputs;
+  std::vector<bool> given;  // output i was handed in (written in place)
+
+  ~RunTask() override {
+    for (OrtValue* v : inputs) releaseValue(v);
+    for (OrtValue* v : outputs) releaseValue(v);
+    if (--box->running == 0 && box->releaseWhenIdle) releaseSession(box);
+  }
+
+  void execute() override {
+    std::vector<const char*> in, out;
+    for (auto& s : inputNames) in.push_back(s.c_str());
+    for (auto& s : outputNames) out.push_back(s.c_str());
+    error = check(fn<OrtStatus* (*)(OrtSession*, const void*, const char* const*, const OrtValue* const*, size_t,
+                                    const char* const*, size_t, OrtValue**)>(kRun)(
+        box->session, nullptr, in.data(), inputs.data(), inputs.size(), out.data(), out.size(), outputs.data()));
+  }
+
+  // [{ type, dims, data }] where data is a new ArrayBuffer, or null for an output written in place.
+  napi_value result(napi_env env) override {
+    napi_value list;
+    NAPI_OK(napi_create_array_with_length(env, outputs.size(), &list));
+    for (size_t i = 0; i < outputs.size(); i++) {
+      OrtTensorTypeAndShapeInfo* ti = nullptr;
+      std::string err = check(fn<OrtStatus* (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**)>(kGetTensorTypeAndShape)(outputs[i], &ti));
+      int type = 0;
+      size_t rank = 0, count = 0;
+      std::vector<int64_t> dims;
+      if (err.empty()) err = check(fn<OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, int*)>(kGetTensorElementType)(ti, &type));
+      if (err.empty()) err = check(fn<OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, size_t*)>(kGetDimensionsCount)(ti, &rank));
+      dims.resize(rank);
+      if (err.empty() && rank) err = check(fn<OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t)>(kGetDimensions)(ti, dims.data(), rank));
+      if (err.empty()) err = check(fn<OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, size_t*)>(kGetTensorShapeElementCount)(ti, &count));
+      if (ti) fn<void (*)(OrtTensorTypeAndShapeInfo*)>(kReleaseTensorTypeAndShapeInfo)(ti);
+      if (err.empty() && elementSize(type) == 0) err = "output " + outputNames[i] + " has ONNX type " + std::to_string(type) + ", which imagen-ts does not read";
+      if (!err.empty()) return fail(env, err);
+      napi_value entry, typeJs, dimsJs, dataJs;
+      NAPI_OK(napi_create_object(env, &entry));
+      NAPI_OK(napi_create_int32(env, type, &typeJs));
+      NAPI_OK(napi_create_array_with_length(env, rank, &dimsJs));
+      for (size_t d = 0; d < rank; d++) {
+        napi_value dv;
+        NAPI_OK(napi_create_double(env, static_cast<double>(dims[d]), &dv));
+        NAPI_OK(napi_set_element(env, dimsJs, d, dv));
+      }
+      if (given[i]) {
+        NAPI_OK(napi_get_null(env, &dataJs));
+      } else {
+        size_t bytes = count * elementSize(type);
+        void* src = nullptr;
+        void* dst = nullptr;
+        if (bytes) {
+          err = check(fn<OrtStatus* (*)(OrtValue*, void**)>(kGetTensorMutableData)(outputs[i], &src));
+          if (!err.empty()) return fail(env, err);
+        }
+        NAPI_OK(napi_create_arraybuffer(env, bytes, &dst, &dataJs));
+        if (bytes) std::memcpy(dst, src, bytes);
+      }
+      NAPI_OK(napi_set_named_property(env, entry, "type", typeJs));
+      NAPI_OK(napi_set_named_property(env, entry, "dims", dimsJs));
+      NAPI_OK(napi_set_named_property(env, entry, "data", dataJs));
+      NAPI_OK(napi_set_element(env, list, i, entry));
+    }
+    return list;
+  }
+};
+
+// Wraps a typed array's memory as an ORT tensor of ONNX type `type` and shape `dimsJs` (no copy).
+std::string wrap(napi_env env, Task* task, napi_value array, int type, napi_value dimsJs, const std::string& name, OrtValue** out) {
+  static uint8_t empty[8];
+  napi_typedarray_type ta;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, array, &ta, &length, &data, nullptr, nullptr) != napi_ok) return name + ": not a typed array";
+  std::vector<int64_t> dims;
+  if (!getDims(env, dimsJs, dims)) return name + ": bad dims";
+  size_t count = 1;
+  for (int64_t d : dims) count *= static_cast<size_t>(d);
+  size_t size = elementSize(type);
+  bool match = (type == 1 && ta == napi_float32_array) || (type == 7 && ta == napi_bigint64_array) ||
+               ((type == 9 || type == 2) && ta == napi_uint8_array) || (type == 6 && ta == napi_int32_array) ||
+               (type == 11 && ta == napi_float64_array);
+  if (!match) return name + ": the typed array does not hold ONNX type " + std::to_string(type);
+  if (count != length) return name + ": " + std::to_string(length) + " values for a shape of " + std::to_string(count);
+  napi_ref ref;
+  if (napi_create_reference(env, array, 1, &ref) != napi_ok) return name + ": cannot keep a reference";
+  task->keep.push_back(ref);
+  return check(fn<OrtStatus* (*)(const OrtMemoryInfo*, void*, size_t, const int64_t*, size_t, int, OrtValue**)>(
+      kCreateTensorWithDataAsOrtValue)(cpuInfo, count ? data : empty, count * size, dims.data(), dims.size(), type, out));
+}
+
+// run(handle, inputs: [name, typedArray, type, dims][], outputs: [name, typedArray | null, type, dims][])
+//   -> Promise<[{ type, dims, data: ArrayBuffer | null }]>
+napi_value Run(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  SessionBox* box = getBox(env, argv[0]);
+  if (box == nullptr || box->session == nullptr) return fail(env, "ort_run: the session was released");
+  if (box->releaseWhenIdle) return fail(env, "ort_run: the session was released");
+  auto* task = new RunTask();
+  task->box = box;
+  box->running++;
+  auto abort = [&](const std::string& msg) {
+    for (napi_ref r : task->keep) napi_delete_reference(env, r);
+    delete task;
+    return fail(env, "ort_run: " + msg);
+  };
+  napi_ref handleRef;  // the handle stays alive (and its session with it) until the run settles
+  if (napi_create_reference(env, argv[0], 1, &handleRef) != napi_ok) return abort("cannot keep the session");
+  task->keep.push_back(handleRef);
+  uint32_t nIn = arrayLength(env, argv[1]);
+  for (uint32_t i = 0; i < nIn; i++) {
+    napi_value spec = element(env, argv[1], i);
+    std::string name = getString(env, element(env, spec, 0));
+    int32_t type = 0;
+    napi_get_value_int32(env, element(env, spec, 2), &type);
+    OrtValue* v = nullptr;
+    std::string err = wrap(env, task, element(env, spec, 1), type, element(env, spec, 3), "input " + name, &v);
+    if (!err.empty()) return abort(err);
+    task->inputNames.push_back(name);
+    task->inputs.push_back(v);
+  }
+  uint32_t nOut = arrayLength(env, argv[2]);
+  for (uint32_t i = 0; i < nOut; i++) {
+    napi_value spec = element(env, argv[2], i);
+    std::string name = getString(env, element(env, spec, 0));
+    napi_value array = element(env, spec, 1);
+    napi_valuetype t;
+    napi_typeof(env, array, &t);
+    OrtValue* v = nullptr;
+    if (t != napi_null && t != napi_undefined) {
+      int32_t type = 0;
+      napi_get_value_int32(env, element(env, spec, 2), &type);
+      std::string err = wrap(env, task, array, type, element(env, spec, 3), "output " + name, &v);
+      if (!err.empty()) return abort(err);
+    }
+    task->outputNames.push_back(name);
+    task->outputs.push_back(v);
+    task->given.push_back(v != nullptr);
+  }
+  return queue(env, task, "imagen.run");
+}
+
+// release(handle): frees the session now (later runs reject).
+napi_value Release(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  SessionBox* box = getBox(env, argv[0]);
+  if (box && box->running > 0) box->releaseWhenIdle = true;
+  else if (box) releaseSession(box);
+  return nullptr;
+}
+
+napi_value Register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"createSession", nullptr, CreateSession, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"release", nullptr, Release, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Register)

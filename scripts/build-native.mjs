@@ -1,0 +1,31 @@
+// Builds native/ort_run.cc (a Node-API binding to ONNX Runtime's C API; see that file) into
+// native/build/ort_run.node, with the system's C++ compiler and the running Node's headers. Run by npm's
+// postinstall. Optional: without a compiler (or on a platform other than Linux) imagen-ts runs every graph
+// through onnxruntime-node instead, (the benchmark says which one ran).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const source = join(root, "native", "ort_run.cc");
+const out = join(root, "native", "build", "ort_run.node");
+const headers = [join(dirname(process.execPath), "..", "include", "node"), "/usr/include/node", "/usr/local/include/node"]
+  .find((d) => existsSync(join(d, "node_api.h")));
+const compiler = process.env.CXX || "g++";
+
+function skip(reason) {
+  console.warn(`imagen-ts: native ONNX Runtime binding not built (${reason}); graphs run through onnxruntime-node instead (training steps about 6% slower)`);
+  process.exit(0);
+}
+
+if (process.platform !== "linux") skip(`platform ${process.platform}`);
+if (!headers) skip("Node's headers (node_api.h) not found");
+mkdirSync(dirname(out), { recursive: true });
+const tmp = `${out}.${process.pid}.tmp`;
+const args = ["-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unused-function",
+  `-I${headers}`, "-DNODE_GYP_MODULE_NAME=ort_run", source, "-o", tmp, "-ldl"];
+const r = spawnSync(compiler, args, { stdio: ["ignore", "inherit", "inherit"] });
+if (r.error) skip(`${compiler}: ${r.error.message}`);
+if (r.status !== 0) skip(`${compiler} exited with ${r.status}`);
+renameSync(tmp, out);

@@ -1,0 +1,65 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { compile } from "./session.js";
+import { nativeBinding, nativeStatus } from "./native.js";
+import * as g from "../graph/ops-basic.js";
+import type { Tensor } from "../graph/tensor.js";
+import { Rng } from "../util/rng.js";
+import { ValueError } from "../util/errors.js";
+
+const hasCompiler = spawnSync(process.env.CXX || "g++", ["--version"]).status === 0;
+
+test("the native binding is built and loaded wherever a C++ compiler was there at install (Linux)", (t) => {
+  if (process.env.IMAGEN_NATIVE === "0" || process.platform !== "linux" || !hasCompiler) return t.skip("no compiler, not Linux, or IMAGEN_NATIVE=0");
+  const s = nativeStatus();
+  assert.ok(s.active, `native binding inactive: ${s.detail}`);
+  assert.match(s.detail, /ONNX Runtime 1\.\d+/);
+});
+
+test("native and onnxruntime-node sessions compute the same outputs, of every dtype", async (t) => {
+  if (!nativeBinding()) return t.skip(nativeStatus().detail);
+  const fn = ({ x, i }: { x: Tensor; i: Tensor }) => ({ y: g.matmul(x, g.transpose(x, [1, 0])), s: g.sum(x, -1), n: g.add(i, i), b: g.greater(x, 0) });
+  const specs = { x: { shape: ["B", 5] }, i: { shape: [3], dtype: "int64" as const } };
+  const [nat, ort] = [await compile(fn as never, specs, { native: true }), await compile(fn as never, specs, { native: false })];
+  assert.equal(nat.writesInPlace, true);
+  assert.equal(ort.writesInPlace, false);
+  const feeds = { x: { data: new Rng(1).normal(15), shape: [3, 5] }, i: { data: BigInt64Array.from([1n, -2n, 3n]), shape: [3] } };
+  const [a, b] = [await nat.run(feeds as never), await ort.run(feeds as never)] as Record<string, { data: Iterable<unknown>; shape: readonly number[] }>[];
+  for (const k of ["y", "s", "n", "b"]) {
+    assert.deepEqual(a[k].shape, b[k].shape, k);
+    assert.equal(a[k].data.constructor, b[k].data.constructor, k);
+    assert.deepEqual([...a[k].data], [...b[k].data], k);
+  }
+  nat.dispose();
+  ort.dispose();
+});
+
+test("outputs are written into the arrays given, with clear errors for the wrong array", async (t) => {
+  if (!nativeBinding()) return t.skip(nativeStatus().detail);
+  const f = await compile(({ x }) => ({ y: g.mul(x, 2), s: g.sum(x) }), { x: { shape: ["B", 4] } });
+  const x = { data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), shape: [2, 4] };
+  const into = new Float32Array(8).fill(-1);
+  const r = await f.run({ x }, { y: into });
+  assert.equal(r.y.data, into, "the result is the array handed in");
+  assert.deepEqual([...into], [2, 4, 6, 8, 10, 12, 14, 16]);
+  assert.deepEqual(r.y.shape, [2, 4]);
+  assert.equal(r.s.data[0], 36, "outputs not handed in come back as new arrays");
+  await assert.rejects(() => f.run({ x }, { y: new Float32Array(4) }), (e: Error) => e instanceof ValueError && /output "y" holds 4 float32 values; the output is \[B, 4\] float32 \(8 values\)/.test(e.message));
+  await assert.rejects(() => f.run({ x }, { y: x.data }), /shares memory with an input/);
+  await assert.rejects(() => f.run({ x }, { z: into } as never), /"z", which is not an output/);
+  f.dispose();
+});
+
+test("a session released while a run is in flight finishes that run, then refuses", async (t) => {
+  const binding = nativeBinding();
+  if (!binding) return t.skip(nativeStatus().detail);
+  const f = await compile(({ x }) => g.matmul(x, x), { x: { shape: [256, 256] } });
+  const x = { data: new Rng(2).normal(256 * 256), shape: [256, 256] };
+  const pending = f.run({ x });
+  f.dispose();
+  const r = await pending;
+  assert.equal(r.data.length, 256 * 256);
+  await assert.rejects(() => f.run({ x }), /disposed/);
+  await assert.rejects(() => binding.createSession(new Uint8Array([1, 2, 3]), { threads: 1, optimization: 99, memPattern: true, spin: true }), /protobuf|parse|model/i);
+});
