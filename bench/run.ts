@@ -1,6 +1,7 @@
 // `npm run bench`: the reference U-Net of shared/reference/torch_unet.py in imagen-ts against PyTorch on this
 // machine: parity, forward and training-step throughput, engine overhead over raw ORT, training peak memory.
 // Usage: npm run bench -- [--preset tiny|b64|b128] [--batch 8] [--rounds 3] [--iters N] [--only fwd,train,overhead,memory,t5,sampling]
+import { nativeStatus } from "../src/runtime/native.js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
@@ -88,6 +89,8 @@ async function main(): Promise<void> {
   log(`imagen-ts U-Net benchmark: preset ${o.preset}, batch ${o.batch}, ${o.rounds} rounds; ${availableParallelism()} cores `
     + `(${cpus()[0]?.model ?? "unknown CPU"}); fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s (${peak.source})`);
   results.push({ name: "machine.peakGflops", unit: "GFLOP/s", value: peak.gflops });
+  const nat = nativeStatus();
+  log(`ONNX Runtime binding: ${nat.active ? `imagen-ts native (${nat.detail})` : `onnxruntime-node (native binding: ${nat.detail})`}`);
   if (torchWhy) log(`PyTorch baseline unavailable (${torchWhy}): ours only, no parity check`);
 
   const dir = join(repoRoot, "bench", ".cache", o.preset);

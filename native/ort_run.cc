@@ -274,7 +274,8 @@ napi_value queue(napi_env env, Task* task, const char* name) {
 struct CreateTask : Task {
   std::vector<uint8_t> model;
   int threads = 1, optimization = 99;
-  bool memPattern = true, spin = true;
+  bool memPattern = true;
+  std::vector<std::pair<std::string, std::string>> config;  // session config entries
   std::string optimizedPath;
   OrtSession* session = nullptr;
 
@@ -290,9 +291,9 @@ struct CreateTask : Task {
     step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetSessionExecutionMode)(so, 0));  // sequential
     step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetSessionGraphOptimizationLevel)(so, optimization));
     step(fn<OrtStatus* (*)(OrtSessionOptions*)>(memPattern ? kEnableMemPattern : kDisableMemPattern)(so));
-    if (!spin) {
+    for (auto& [key, value] : config) {
       step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*, const char*)>(kAddSessionConfigEntry)(
-          so, "session.intra_op.allow_spinning", "0"));
+          so, key.c_str(), value.c_str()));
     }
     if (!optimizedPath.empty()) {
       step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*)>(kSetOptimizedModelFilePath)(so, optimizedPath.c_str()));
@@ -316,7 +317,8 @@ struct CreateTask : Task {
   }
 };
 
-// createSession(modelBytes, { threads, optimization, memPattern, spin, optimizedPath }) -> Promise<handle>
+// createSession(modelBytes, { threads, optimization, memPattern, config: [key, value][], optimizedPath })
+//   -> Promise<handle>
 napi_value CreateSession(napi_env env, napi_callback_info info) {
   if (api == nullptr) return fail(env, "ort_run: init() first");
   size_t argc = 2;
@@ -331,7 +333,11 @@ napi_value CreateSession(napi_env env, napi_callback_info info) {
   task->threads = getInt(env, argv[1], "threads");
   task->optimization = getInt(env, argv[1], "optimization");
   task->memPattern = getBool(env, argv[1], "memPattern");
-  task->spin = getBool(env, argv[1], "spin");
+  napi_value config = property(env, argv[1], "config");
+  for (uint32_t i = 0, n = arrayLength(env, config); i < n; i++) {
+    napi_value entry = element(env, config, i);
+    task->config.emplace_back(getString(env, element(env, entry, 0)), getString(env, element(env, entry, 1)));
+  }
   napi_value path = property(env, argv[1], "optimizedPath");
   napi_valuetype pathType;
   napi_typeof(env, path, &pathType);

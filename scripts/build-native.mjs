@@ -1,7 +1,7 @@
 // Builds native/ort_run.cc (a Node-API binding to ONNX Runtime's C API; see that file) into
 // native/build/ort_run.node, with the system's C++ compiler and the running Node's headers. Run by npm's
 // postinstall. Optional: without a compiler (or on a platform other than Linux) imagen-ts runs every graph
-// through onnxruntime-node instead, (the benchmark says which one ran).
+// through onnxruntime-node instead (the benchmark says which one ran).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";

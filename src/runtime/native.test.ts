@@ -61,5 +61,5 @@ test("a session released while a run is in flight finishes that run, then refuse
   const r = await pending;
   assert.equal(r.data.length, 256 * 256);
   await assert.rejects(() => f.run({ x }), /disposed/);
-  await assert.rejects(() => binding.createSession(new Uint8Array([1, 2, 3]), { threads: 1, optimization: 99, memPattern: true, spin: true }), /protobuf|parse|model/i);
+  await assert.rejects(() => binding.createSession(new Uint8Array([1, 2, 3]), { threads: 1, optimization: 99, memPattern: true, config: [] }), /protobuf|parse|model/i);
 });

@@ -15,7 +15,8 @@ export interface NativeSessionOptions {
   /** ORT's GraphOptimizationLevel: 0 disabled, 1 basic, 2 extended, 99 all. */
   optimization: number;
   memPattern: boolean;
-  spin: boolean;
+  /** ORT session config entries (onnxruntime_session_options_config_keys.h), e.g. ["session.intra_op.allow_spinning", "0"]. */
+  config: [string, string][];
   optimizedPath?: string;
 }
 

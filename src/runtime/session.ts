@@ -166,7 +166,7 @@ async function createBackend(bytes: Uint8Array, options: SessionOptions): Promis
   if (!binding) return new OrtNodeBackend(await ort.InferenceSession.create(bytes, ortOptions));
   const handle = await binding.createSession(bytes, {
     threads: o.threads, optimization: optimizationLevels[o.optimization], memPattern: o.memoryPattern,
-    spin: process.env.IMAGEN_SPIN !== "0", ...(o.optimizedModelPath ? { optimizedPath: o.optimizedModelPath } : {}),
+    config: [...(process.env.IMAGEN_SPIN === "0" ? [["session.intra_op.allow_spinning", "0"] as [string, string]] : [])], ...(o.optimizedModelPath ? { optimizedPath: o.optimizedModelPath } : {}),
   });
   return new NativeBackend(handle);
 }
