@@ -9,7 +9,10 @@
 #include <dlfcn.h>
 #include <node_api.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -62,9 +65,18 @@ enum ApiIndex : int {
   kGetAvailableProviders = 125,
   kReleaseAvailableProviders = 126,
   kAddSessionConfigEntry = 130,
+  kCreateCustomOpDomain = 26,
+  kCustomOpDomainAdd = 27,
+  kAddCustomOpDomain = 28,
+  kKernelInfoGetAttributeFloat = 85,
+  kKernelInfoGetAttributeInt64 = 86,
+  kKernelContextGetInput = 90,
+  kKernelContextGetOutput = 91,
+  kGetBuildInfoString = 254,
+  kKernelContextParallelFor = 274,
 };
-// The API version asked for: one that has every entry above (AddSessionConfigEntry came last, in 1.x's 4th).
-constexpr uint32_t kApiVersion = 13;
+// The API version asked for: one that has every entry above (KernelContext_ParallelFor came last, in 17).
+constexpr uint32_t kApiVersion = 17;
 
 void* const* api = nullptr;
 OrtEnv* ortEnv = nullptr;
@@ -157,6 +169,234 @@ bool getDims(napi_env env, napi_value arr, std::vector<int64_t>& dims) {
   return true;
 }
 
+
+// ---- Custom ops (domain "ai.imagen_ts"): fused GroupNorm backward kernels, run on ORT's intra-op threads ----
+struct OrtKernelInfo;
+struct OrtKernelContext;
+struct OrtCustomOpDomain;
+
+// The custom-op table, as ONNX Runtime reads it for version 13 (later versions append fields).
+struct CustomOp {
+  uint32_t version;
+  void* (*CreateKernel)(const CustomOp* op, const OrtApi* api, const OrtKernelInfo* info);
+  const char* (*GetName)(const CustomOp* op);
+  const char* (*GetExecutionProviderType)(const CustomOp* op);
+  int (*GetInputType)(const CustomOp* op, size_t index);
+  size_t (*GetInputTypeCount)(const CustomOp* op);
+  int (*GetOutputType)(const CustomOp* op, size_t index);
+  size_t (*GetOutputTypeCount)(const CustomOp* op);
+  void (*KernelCompute)(void* kernel, OrtKernelContext* context);
+  void (*KernelDestroy)(void* kernel);
+  int (*GetInputCharacteristic)(const CustomOp* op, size_t index);
+  int (*GetOutputCharacteristic)(const CustomOp* op, size_t index);
+  int (*GetInputMemoryType)(const CustomOp* op, size_t index);
+};
+
+OrtCustomOpDomain* opDomain = nullptr;
+
+struct GroupNormKernel {
+  int64_t groups = 1;
+  float eps = 1e-5f;
+};
+
+void* createGroupNormKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
+  auto* k = new GroupNormKernel();
+  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, "groups", &k->groups));
+  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, float*)>(kKernelInfoGetAttributeFloat)(info, "eps", &k->eps));
+  return k;
+}
+
+void destroyGroupNormKernel(void* k) {
+  delete static_cast<GroupNormKernel*>(k);
+}
+
+struct Tensor {
+  float* data = nullptr;
+  std::vector<int64_t> dims;
+  size_t count() const {
+    size_t n = 1;
+    for (int64_t d : dims) n *= static_cast<size_t>(d);
+    return n;
+  }
+};
+
+void orThrow(OrtStatus* status) {
+  std::string err = check(status);
+  if (!err.empty()) throw std::runtime_error(err);
+}
+
+Tensor describe(OrtValue* value) {
+  Tensor t;
+  OrtTensorTypeAndShapeInfo* ti = nullptr;
+  orThrow(fn<OrtStatus* (*)(const OrtValue*, OrtTensorTypeAndShapeInfo**)>(kGetTensorTypeAndShape)(value, &ti));
+  size_t rank = 0;
+  std::string err = check(fn<OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, size_t*)>(kGetDimensionsCount)(ti, &rank));
+  t.dims.resize(rank);
+  if (err.empty() && rank) err = check(fn<OrtStatus* (*)(const OrtTensorTypeAndShapeInfo*, int64_t*, size_t)>(kGetDimensions)(ti, t.dims.data(), rank));
+  fn<void (*)(OrtTensorTypeAndShapeInfo*)>(kReleaseTensorTypeAndShapeInfo)(ti);
+  if (!err.empty()) throw std::runtime_error(err);
+  void* data = nullptr;
+  orThrow(fn<OrtStatus* (*)(OrtValue*, void**)>(kGetTensorMutableData)(value, &data));
+  t.data = static_cast<float*>(data);
+  return t;
+}
+
+Tensor input(OrtKernelContext* ctx, size_t i) {
+  const OrtValue* v = nullptr;
+  orThrow(fn<OrtStatus* (*)(const OrtKernelContext*, size_t, const OrtValue**)>(kKernelContextGetInput)(ctx, i, &v));
+  return describe(const_cast<OrtValue*>(v));
+}
+
+Tensor output(OrtKernelContext* ctx, size_t i, const std::vector<int64_t>& dims) {
+  OrtValue* v = nullptr;
+  orThrow(fn<OrtStatus* (*)(OrtKernelContext*, size_t, const int64_t*, size_t, OrtValue**)>(kKernelContextGetOutput)(ctx, i, dims.data(), dims.size(), &v));
+  return describe(v);
+}
+
+template <typename F>
+void parallelFor(OrtKernelContext* ctx, size_t tasks, F& body) {
+  auto trampoline = [](void* data, size_t i) { (*static_cast<F*>(data))(i); };
+  orThrow(fn<OrtStatus* (*)(const OrtKernelContext*, void (*)(void*, size_t), size_t, size_t, void*)>(kKernelContextParallelFor)(
+      ctx, trampoline, tasks, 0, &body));
+}
+
+// Sums over n values of a and a*b (and of a^2 when b is a): float lanes, folded into doubles per block.
+void sums(const float* a, const float* b, size_t n, double& sa, double& sab) {
+  constexpr int L = 16;
+  size_t i = 0;
+  while (i < n) {
+    size_t end = std::min(n, i + 4096);
+    float la[L] = {0}, lab[L] = {0};
+    for (; i + L <= end; i += L) {
+      for (int l = 0; l < L; l++) {
+        la[l] += a[i + l];
+        lab[l] += a[i + l] * b[i + l];
+      }
+    }
+    for (; i < end; i++) {
+      la[0] += a[i];
+      lab[0] += a[i] * b[i];
+    }
+    for (int l = 0; l < L; l++) {
+      sa += la[l];
+      sab += lab[l];
+    }
+  }
+}
+
+struct GroupShape {
+  size_t batch, channels, spatial, groups, per;
+};
+
+GroupShape groupShape(const Tensor& x, int64_t groups) {
+  if (x.dims.size() < 3 || groups < 1 || x.dims[1] % groups != 0) throw std::runtime_error("GroupNorm kernel: bad input shape");
+  GroupShape s;
+  s.batch = static_cast<size_t>(x.dims[0]);
+  s.channels = static_cast<size_t>(x.dims[1]);
+  s.spatial = x.count() / (s.batch * s.channels);
+  s.groups = static_cast<size_t>(groups);
+  s.per = s.channels / s.groups;
+  return s;
+}
+
+// GroupNormStats(x, g) -> [B, 4, C]: per sample and channel, p = sum of g * xhat, q = sum of g, and the
+// channel's group mean and reciprocal standard deviation (xhat = (x - mean) * rstd, biased variance).
+void computeGroupNormStats(void* kernel, OrtKernelContext* ctx) {
+  auto* k = static_cast<GroupNormKernel*>(kernel);
+  Tensor x = input(ctx, 0), g = input(ctx, 1);
+  GroupShape s = groupShape(x, k->groups);
+  if (g.count() != x.count()) throw std::runtime_error("GroupNormStats: x and g differ in size");
+  Tensor out = output(ctx, 0, {x.dims[0], 4, x.dims[1]});
+  auto body = [&](size_t task) {
+    size_t b = task / s.groups, grp = task % s.groups;
+    size_t c0 = grp * s.per;
+    std::vector<double> sg(s.per), sgx(s.per);
+    double sx = 0, sxx = 0;
+    for (size_t c = 0; c < s.per; c++) {
+      size_t at = (b * s.channels + c0 + c) * s.spatial;
+      sums(x.data + at, x.data + at, s.spatial, sx, sxx);
+      sums(g.data + at, x.data + at, s.spatial, sg[c], sgx[c]);
+    }
+    double n = static_cast<double>(s.per * s.spatial);
+    double mean = sx / n;
+    double var = std::max(0.0, sxx / n - mean * mean);
+    double rstd = 1.0 / std::sqrt(var + k->eps);
+    float* o = out.data + b * 4 * s.channels;
+    for (size_t c = 0; c < s.per; c++) {
+      o[c0 + c] = static_cast<float>(rstd * (sgx[c] - mean * sg[c]));
+      o[s.channels + c0 + c] = static_cast<float>(sg[c]);
+      o[2 * s.channels + c0 + c] = static_cast<float>(mean);
+      o[3 * s.channels + c0 + c] = static_cast<float>(rstd);
+    }
+  };
+  parallelFor(ctx, s.batch * s.groups, body);
+}
+
+// GroupNormInputGrad(x, g, stats, gamma) -> dx = rstd * (gamma * g - m1 - xhat * m2), where m1 and m2 are the
+// group means of gamma * q and gamma * p (from GroupNormStats); gamma is [C] or per sample [B, C].
+void computeGroupNormInputGrad(void* kernel, OrtKernelContext* ctx) {
+  auto* k = static_cast<GroupNormKernel*>(kernel);
+  Tensor x = input(ctx, 0), g = input(ctx, 1), st = input(ctx, 2), gamma = input(ctx, 3);
+  GroupShape s = groupShape(x, k->groups);
+  bool perSample = gamma.dims.size() == 2;
+  if (g.count() != x.count() || st.count() != s.batch * 4 * s.channels || gamma.count() != (perSample ? s.batch : 1) * s.channels) {
+    throw std::runtime_error("GroupNormInputGrad: inputs differ in size");
+  }
+  Tensor dx = output(ctx, 0, x.dims);
+  auto body = [&](size_t task) {
+    size_t b = task / s.groups, grp = task % s.groups;
+    size_t c0 = grp * s.per;
+    const float* p = st.data + b * 4 * s.channels;
+    const float* q = p + s.channels;
+    const float* gm = gamma.data + (perSample ? b * s.channels : 0);
+    double m1 = 0, m2 = 0;
+    for (size_t c = c0; c < c0 + s.per; c++) {
+      m1 += static_cast<double>(gm[c]) * q[c];
+      m2 += static_cast<double>(gm[c]) * p[c];
+    }
+    double n = static_cast<double>(s.per * s.spatial);
+    m1 /= n;
+    m2 /= n;
+    double mean = p[2 * s.channels + c0], rstd = p[3 * s.channels + c0];
+    // dx = a_c * g + kx * x + k0
+    float kx = static_cast<float>(-rstd * rstd * m2);
+    float k0 = static_cast<float>(-rstd * m1 + rstd * rstd * m2 * mean);
+    for (size_t c = c0; c < c0 + s.per; c++) {
+      size_t at = (b * s.channels + c) * s.spatial;
+      float a = static_cast<float>(rstd * gm[c]);
+      const float* gx = g.data + at;
+      const float* xx = x.data + at;
+      float* d = dx.data + at;
+      for (size_t i = 0; i < s.spatial; i++) d[i] = a * gx[i] + kx * xx[i] + k0;
+    }
+  };
+  parallelFor(ctx, s.batch * s.groups, body);
+}
+
+int floatType(const CustomOp*, size_t) { return 1; }
+size_t twoInputs(const CustomOp*) { return 2; }
+size_t fourInputs(const CustomOp*) { return 4; }
+size_t oneOutput(const CustomOp*) { return 1; }
+const char* cpuProvider(const CustomOp*) { return "CPUExecutionProvider"; }
+int required(const CustomOp*, size_t) { return 0; }
+int defaultMemory(const CustomOp*, size_t) { return 0; }
+
+CustomOp makeOp(const char* (*name)(const CustomOp*), size_t (*inputs)(const CustomOp*), void (*compute)(void*, OrtKernelContext*)) {
+  return CustomOp{13, createGroupNormKernel, name, cpuProvider, floatType, inputs, floatType, oneOutput,
+                  compute, destroyGroupNormKernel, required, required, defaultMemory};
+}
+
+CustomOp statsOp = makeOp([](const CustomOp*) { return "GroupNormStats"; }, twoInputs, computeGroupNormStats);
+CustomOp inputGradOp = makeOp([](const CustomOp*) { return "GroupNormInputGrad"; }, fourInputs, computeGroupNormInputGrad);
+
+std::string registerOps() {
+  std::string err = check(fn<OrtStatus* (*)(const char*, OrtCustomOpDomain**)>(kCreateCustomOpDomain)("ai.imagen_ts", &opDomain));
+  for (CustomOp* op : {&statsOp, &inputGradOp}) {
+    if (err.empty()) err = check(fn<OrtStatus* (*)(OrtCustomOpDomain*, const CustomOp*)>(kCustomOpDomainAdd)(opDomain, op));
+  }
+  return err;
+}
+
 // init(libraryPath): loads libonnxruntime, checks the API table's layout, creates the environment; returns
 // the library's version.
 napi_value Init(napi_env env, napi_callback_info info) {
@@ -171,7 +411,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
     if (getBase == nullptr) return fail(env, path + " has no OrtGetApiBase");
     const OrtApiBase* base = getBase();
     const OrtApi* table = base->GetApi(kApiVersion);
-    if (table == nullptr) return fail(env, "this ONNX Runtime does not offer C API version 13");
+    if (table == nullptr) return fail(env, "this ONNX Runtime does not offer C API version 17 (ONNX Runtime 1.17)");
     api = reinterpret_cast<void* const*>(table);
     // A status made by entry 0 must read back through entries 1 and 2; entry 125 must list the CPU provider.
     OrtStatus* probe = fn<OrtStatus* (*)(int, const char*)>(kCreateStatus)(6, "imagen-probe");
@@ -184,7 +424,10 @@ napi_value Init(napi_env env, napi_callback_info info) {
     bool cpu = false;
     for (int i = 0; ok && i < count; i++) cpu = cpu || std::strcmp(providers[i], "CPUExecutionProvider") == 0;
     if (providers) check(fn<OrtStatus* (*)(char**, int)>(kReleaseAvailableProviders)(providers, count));
+    // Entry 254 must return the build-info string (which checks the count of the entries in between).
+    ok = ok && std::strncmp(fn<const char* (*)()>(kGetBuildInfoString)(), "ORT Build Info", 14) == 0;
     std::string err = ok && cpu ? "" : "ONNX Runtime's C API table does not have the expected layout";
+    if (err.empty()) err = registerOps();
     // Logging at ERROR (3); CPU memory info: arena allocator (1), default memory type (0).
     if (err.empty()) err = check(fn<OrtStatus* (*)(int, const char*, OrtEnv**)>(kCreateEnv)(3, "imagen-ts", &ortEnv));
     if (err.empty()) err = check(fn<OrtStatus* (*)(int, int, OrtMemoryInfo**)>(kCreateCpuMemoryInfo)(1, 0, &cpuInfo));
@@ -291,6 +534,7 @@ struct CreateTask : Task {
     step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetSessionExecutionMode)(so, 0));  // sequential
     step(fn<OrtStatus* (*)(OrtSessionOptions*, int)>(kSetSessionGraphOptimizationLevel)(so, optimization));
     step(fn<OrtStatus* (*)(OrtSessionOptions*)>(memPattern ? kEnableMemPattern : kDisableMemPattern)(so));
+    step(fn<OrtStatus* (*)(OrtSessionOptions*, OrtCustomOpDomain*)>(kAddCustomOpDomain)(so, opDomain));
     for (auto& [key, value] : config) {
       step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*, const char*)>(kAddSessionConfigEntry)(
           so, key.c_str(), value.c_str()));

@@ -15,9 +15,14 @@ export const nchwcDomain = "com.microsoft.nchwc";
 /** ONNX Runtime's contrib operators (FusedMatMul). */
 export const msDomain = "com.microsoft";
 
+/** imagen-ts' own kernels, registered by the native binding (native/ort_run.cc). */
+export const imagenDomain = "ai.imagen_ts";
+
 export interface EmitOptions {
   /** ORT's NCHWc channel block size on this CPU (8 or 16); 0 keeps every Conv plain. */
   nchwcBlock?: number;
+  /** Lower the ops that have fused kernels in imagenDomain to them (only where the native binding runs the graph). */
+  fusedOps?: boolean;
 }
 
 const onnxTypes: Record<DType, OnnxDataType> = { float32: OnnxDataType.FLOAT, int64: OnnxDataType.INT64, bool: OnnxDataType.BOOL };
@@ -34,7 +39,25 @@ export class EmitContext {
   readonly symbols = new Map<string, { input: string; axis: number }>();
   readonly domains = new Set<string>();
 
-  constructor(readonly nchwcBlock = 0) {}
+  constructor(readonly nchwcBlock = 0, readonly fusedOps = false) {}
+
+  /**
+   * Lowers the graph computing `root` where the values of `bound` (tensor id -> ONNX name) are already there:
+   * a lowering rule can spell its op out in other primitives this way.
+   */
+  lowerGraph(root: Tensor, bound: ReadonlyMap<number, string>): string {
+    const names = new Map(bound);
+    const visit = (t: Tensor): string => {
+      let name = names.get(t.id);
+      if (name === undefined) {
+        const ins = t.inputs.map(visit);
+        name = (lowerRules[t.op] as LowerRule<Op>)(this, t, ins);
+        names.set(t.id, name);
+      }
+      return name;
+    };
+    return visit(root);
+  }
 
   fresh(prefix: string): string {
     return `${prefix}_${this.counter++}`;
@@ -176,7 +199,7 @@ function valueInfo(name: string, t: { shape: Shape; dtype: DType }): OnnxValueIn
 export function emitModel(
   outputs: Record<string, Tensor>, declaredInputs: readonly Tensor<"input">[] = [], options: EmitOptions = {},
 ): EmittedModel {
-  const ctx = new EmitContext(options.nchwcBlock ?? 0);
+  const ctx = new EmitContext(options.nchwcBlock ?? 0, options.fusedOps ?? false);
   const order = topoSort(Object.values(outputs));
   const inputNodes = [...declaredInputs, ...order.filter((n): n is Tensor<"input"> => n.op === "input")];
   const byName = new Map<string, Tensor<"input">>();

@@ -2,12 +2,19 @@
 // A rule gets the node and the cotangent of its output and returns one cotangent (or null) per input.
 import type { Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
-import { make } from "./build.js";
+import { constant, make } from "./build.js";
+import { grad } from "./autodiff.js";
+import { groupNormInputGradDecomposed, groupNormStatsDecomposed } from "./group-norm.js";
 import {
   add, cos, div, mean, reciprocal, sqrt, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
   sigmoid, slice, square, sub, sum, transpose, where,
 } from "./ops-basic.js";
 import { type Shape, Tensor } from "./tensor.js";
+
+/** The vector-Jacobian product of a node through an equivalent expression in other primitives. */
+function viaDecomposition(n: Tensor, g: Tensor, expr: (inputs: readonly Tensor[]) => Tensor): Tensor[] {
+  return grad(sum(mul(expr(n.inputs), g)), n.inputs);
+}
 
 export type GradRule<K extends Op> = (node: Tensor<K>, g: Tensor) => (Tensor | null)[];
 
@@ -163,35 +170,21 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const gy = mul(g, n);
     return [sub(gy, mul(n, sum(gy, n.attrs.axis, true)))];
   },
-  // With yh = (x - mu) * rstd and gy = g * gamma (the cotangent of yh): dx = rstd * (gy - mean(gy) - yh * mean(gy * yh))
-  // per group. Both means come from per-channel sums of g and g * (x - mu), which give dgamma and dbeta too,
-  // so dx = g * rstd * gamma + (x - mu) * k2 + k3 with per-group k2, k3: seven full passes for the whole GroupNorm.
+  // GroupNorm's backward in two fused primitives (src/graph/group-norm.ts): per-channel sums of g and g * xhat
+  // (which are dbeta and dgamma per sample) with the group statistics, then dx from them in one pass.
   groupNormalize: (n, g) => {
-    const [x, gamma] = n.inputs;
-    const [b, c] = [x.shape[0], x.shape[1] as number];
-    const groups = n.attrs.groups;
-    const per = c / groups;
-    const len = (x.shape.slice(1) as number[]).reduce((p, d) => p * d, 1) / groups; // C/G * spatial
-    const grouped = [b, groups, -1];
-    const channels = [b, c, -1];
-    const xr = reshape(x, grouped); // [B, G, L]
-    const xc = sub(xr, mean(xr, 2, true));
-    const rstd = reciprocal(sqrt(add(mean(square(xc), 2, true), n.attrs.eps))); // [B, G, 1]
-    const rstdC = reshape(expand(rstd, [b, groups, per]), [b, c]); // [B, C]
-    const gc = reshape(g, channels); // [B, C, S]
-    const q = sum(gc, 2); // [B, C]: sum of g
-    const p = mul(sum(mul(gc, reshape(xc, channels)), 2), rstdC); // [B, C]: sum of g * yh
-    const [gq, gp] = gamma ? [mul(q, gamma), mul(p, gamma)] : [q, p];
-    const groupMean = (t: Tensor) => div(sum(reshape(t, [b, groups, per]), 2, true), len); // [B, G, 1]
-    const [m1, m2] = [groupMean(gq), groupMean(gp)];
-    const k1 = reshape(gamma ? mul(rstdC, gamma) : rstdC, [b, c, 1]);
-    const k2 = neg(mul(square(rstd), m2));
-    const k3 = neg(mul(rstd, m1));
-    const dx = add(reshape(mul(gc, k1), grouped), add(mul(xc, k2), k3));
-    const gx = reshape(dx, x.shape);
+    const [x, gamma, beta] = n.inputs;
+    const { groups, eps } = n.attrs;
+    const stats = make("groupNormStats", [x, g], { groups, eps });
+    const ones = gamma ?? constant(new Float32Array(x.shape[1] as number).fill(1), [x.shape[1] as number]);
+    const gx = make("groupNormInputGrad", [x, g, stats, ones], { groups });
     if (!gamma) return [gx];
-    return [gx, gamma.rank === 2 ? p : sum(p, 0), n.inputs[2].rank === 2 ? q : sum(q, 0)];
+    const row = (i: number) => reshape(slice(stats, 1, i, i + 1), [x.shape[0], x.shape[1]]); // [B, C]
+    const [p, q] = [row(0), row(1)];
+    return [gx, gamma.rank === 2 ? p : sum(p, 0), beta.rank === 2 ? q : sum(q, 0)];
   },
+  groupNormStats: (n, g) => viaDecomposition(n, g, ([x, gy]) => groupNormStatsDecomposed(x, gy, n.attrs.groups, n.attrs.eps)),
+  groupNormInputGrad: (n, g) => viaDecomposition(n, g, ([x, gy, st, gamma]) => groupNormInputGradDecomposed(x, gy, st, gamma, n.attrs.groups)),
   upsampleNearest: (n, g) => {
     const [b, c, h, w] = n.inputs[0].shape;
     const f = n.attrs.factor;

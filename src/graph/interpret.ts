@@ -340,6 +340,50 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
     }
     return { shape: [...x.shape], data: out, dtype: "float32" };
   },
+  groupNormStats: ([x, g], { groups, eps }) => {
+    const [b, c] = x.shape;
+    const [per, spatial] = [c / groups, x.data.length / (b * c)];
+    const out = new Float64Array(b * 4 * c);
+    for (let bi = 0; bi < b; bi++) {
+      for (let grp = 0; grp < groups; grp++) {
+        const seg = x.data.subarray((bi * c + grp * per) * spatial, (bi * c + (grp + 1) * per) * spatial);
+        const mu = seg.reduce((s, v) => s + v, 0) / seg.length;
+        const r = 1 / Math.sqrt(seg.reduce((s, v) => s + (v - mu) ** 2, 0) / seg.length + eps);
+        for (let ch = grp * per; ch < (grp + 1) * per; ch++) {
+          let [pSum, qSum] = [0, 0];
+          for (let i = 0; i < spatial; i++) {
+            const at = (bi * c + ch) * spatial + i;
+            pSum += g.data[at] * (x.data[at] - mu) * r;
+            qSum += g.data[at];
+          }
+          [pSum, qSum, mu, r].forEach((v, row) => (out[(bi * 4 + row) * c + ch] = v));
+        }
+      }
+    }
+    return { shape: [b, 4, c], data: out, dtype: "float32" };
+  },
+  groupNormInputGrad: ([x, g, stats, gamma], { groups }) => {
+    const [b, c] = x.shape;
+    const [per, spatial] = [c / groups, x.data.length / (b * c)];
+    const out = new Float64Array(x.data.length);
+    const st = (bi: number, row: number, ch: number) => stats.data[(bi * 4 + row) * c + ch];
+    for (let bi = 0; bi < b; bi++) {
+      const gm = (ch: number) => gamma.data[gamma.shape.length === 2 ? bi * c + ch : ch];
+      for (let grp = 0; grp < groups; grp++) {
+        const chans = Array.from({ length: per }, (_, k) => grp * per + k);
+        const m1 = chans.reduce((s, ch) => s + gm(ch) * st(bi, 1, ch), 0) / (per * spatial);
+        const m2 = chans.reduce((s, ch) => s + gm(ch) * st(bi, 0, ch), 0) / (per * spatial);
+        const [mu, r] = [st(bi, 2, grp * per), st(bi, 3, grp * per)];
+        for (const ch of chans) {
+          for (let i = 0; i < spatial; i++) {
+            const at = (bi * c + ch) * spatial + i;
+            out[at] = r * (gm(ch) * g.data[at] - m1 - (x.data[at] - mu) * r * m2);
+          }
+        }
+      }
+    }
+    return { shape: [...x.shape], data: out, dtype: "float32" };
+  },
   upsampleNearest: ([x], { factor }) => {
     const [b, c, h, w] = x.shape;
     const [H, W] = [h * factor, w * factor];

@@ -2,7 +2,8 @@
 // the value holding its result. Performance-sensitive choices (conv gradients) are made here.
 import type { Conv2dGeometry, Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
-import { msDomain, nchwcDomain, type EmitContext } from "./emit.js";
+import { imagenDomain, msDomain, nchwcDomain, type EmitContext } from "./emit.js";
+import { groupNormInputGradDecomposed, groupNormStatsDecomposed } from "./group-norm.js";
 import { productDim, type Dim, type Tensor } from "./tensor.js";
 
 export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
@@ -279,6 +280,11 @@ function lowerGroupNormalize(ctx: EmitContext, n: Tensor<"groupNormalize">, x: s
   return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
 }
 
+/** A node's inputs by tensor id -> their ONNX names, for EmitContext.lowerGraph. */
+function boundInputs(n: Tensor, names: readonly string[]): Map<number, string> {
+  return new Map(n.inputs.map((t, i) => [t.id, names[i]]));
+}
+
 const unaryLower = Object.fromEntries(
   unaryOps.map((k) => [k, ((ctx, _n, ins) => ctx.op(onnxUnary[k], ins)) as LowerRule<typeof k>]),
 ) as { [K in (typeof unaryOps)[number]]: LowerRule<K> };
@@ -344,6 +350,18 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
     const perChannel = ctx.constI64([n.shape[1] as number, ...spatial.map(() => 1)]);
     const place = (t: string, rank: number) => (rank === 2 ? ctx.op("Unsqueeze", [t, ctx.constI64(spatial)]) : ctx.op("Reshape", [t, perChannel]));
     return ctx.op("Add", [ctx.op("Mul", [normed, place(gamma, n.inputs[1].rank)]), place(beta, n.inputs[2].rank)]);
+  },
+  groupNormStats: (ctx, n, [x, g]) => {
+    const { groups, eps } = n.attrs;
+    if (ctx.fusedOps) return ctx.op("GroupNormStats", [x, g], { groups: { type: "int", value: groups }, eps: { type: "float", value: eps } }, imagenDomain);
+    return ctx.lowerGraph(groupNormStatsDecomposed(n.inputs[0], n.inputs[1], groups, eps), boundInputs(n, [x, g]));
+  },
+  groupNormInputGrad: (ctx, n, ins) => {
+    const { groups } = n.attrs;
+    // The kernel takes eps too (one attribute set for both GroupNorm kernels); dx does not depend on it.
+    if (ctx.fusedOps) return ctx.op("GroupNormInputGrad", ins, { groups: { type: "int", value: groups }, eps: { type: "float", value: 0 } }, imagenDomain);
+    const [x, g, stats, gamma] = n.inputs;
+    return ctx.lowerGraph(groupNormInputGradDecomposed(x, g, stats, gamma, groups), boundInputs(n, ins));
   },
   upsampleNearest: (ctx, n, [x]) => {
     const f = n.attrs.factor;

@@ -62,6 +62,13 @@ export interface OpAttrs {
    */
   groupNormalize: { groups: number; eps: number };
   /**
+   * GroupNorm's backward, part 1 (src/graph/group-norm.ts): x and the cotangent g, both [B, C, ...] -> [B, 4, C]
+   * rows p (sum of g * xhat), q (sum of g), the group mean and the reciprocal std, per sample and channel.
+   */
+  groupNormStats: { groups: number; eps: number };
+  /** GroupNorm's backward, part 2: (x, g, stats [B, 4, C], gamma [C] or [B, C]) -> dx. */
+  groupNormInputGrad: { groups: number };
+  /**
    * Nearest-neighbour upsampling of x [B, C, H, W] by an integer factor. A primitive so it lowers to ORT's
    * Resize (which its NCHWc rewrite keeps blocked) instead of a 6-D Expand; the gradient sums each block.
    */
@@ -90,5 +97,5 @@ export const comparisonOps: ReadonlySet<Op> = new Set<Op>(["less", "greater", "e
 export const allOps: readonly Op[] = [
   "input", "constant", ...unaryOps, ...binaryOps, "where", "silu", "cast", "matmul", "conv", "convTranspose",
   "convWeightGrad", "reduceSum", "reduceMax", "reshape", "transpose", "expand", "slice", "flip", "concat",
-  "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "upsampleNearest", "stopGradient", "dimSize",
+  "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "groupNormStats", "groupNormInputGrad", "upsampleNearest", "stopGradient", "dimSize",
 ];

@@ -37,6 +37,18 @@ export function normAxis(axis: number, rank: number, op: string, inputs: readonl
   return a;
 }
 
+function sameDims(a: { shape: Shape }, b: { shape: Shape }): boolean {
+  return a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+}
+
+/** x [B, C, ...] with C and the axes after it static, C divisible by `groups`. */
+function checkGroupedInput(op: string, inputs: readonly Tensor[], groups: number): void {
+  const x = inputs[0];
+  const c = x.shape[1];
+  check(x.rank >= 3 && typeof c === "number" && Number.isInteger(groups) && groups >= 1 && c % groups === 0
+    && x.shape.slice(1).every((d) => typeof d === "number"), op, inputs, () => `expected [B, C, ...] with static C divisible by groups ${groups} and static axes 1..`);
+}
+
 function floatOnly(op: string, inputs: readonly Tensor[]): void {
   for (const t of inputs) check(t.dtype === "float32", op, inputs, () => `expected float32 inputs, got ${t.dtype}`);
 }
@@ -242,6 +254,23 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
     const affine = (t: Tensor) => t.dtype === "float32" && t.shape[t.rank - 1] === c && (t.rank === 1 || (t.rank === 2 && t.shape[0] === x.shape[0]));
     check(inputs.length === 1 || (inputs.length === 3 && inputs.slice(1).every(affine)),
       "groupNormalize", inputs, () => `expected x alone or x, gamma and beta each [${c}] or [${String(x.shape[0])}, ${c}]`);
+    return { shape: x.shape, dtype: "float32" };
+  },
+  groupNormStats: (inputs, attrs) => {
+    const [x, g] = inputs;
+    floatOnly("groupNormStats", inputs);
+    checkGroupedInput("groupNormStats", inputs, attrs.groups);
+    check(inputs.length === 2 && sameDims(g, x) && attrs.eps >= 0, "groupNormStats", inputs, () => "expected x and a cotangent g of the same shape, and eps >= 0");
+    return { shape: [x.shape[0], 4, x.shape[1]], dtype: "float32" };
+  },
+  groupNormInputGrad: (inputs, attrs) => {
+    const [x, g, stats, gamma] = inputs;
+    floatOnly("groupNormInputGrad", inputs);
+    checkGroupedInput("groupNormInputGrad", inputs, attrs.groups);
+    const c = x.shape[1];
+    const ok = inputs.length === 4 && sameDims(g, x) && sameDims(stats, { shape: [x.shape[0], 4, c] })
+      && gamma.shape[gamma.rank - 1] === c && (gamma.rank === 1 || (gamma.rank === 2 && gamma.shape[0] === x.shape[0]));
+    check(ok, "groupNormInputGrad", inputs, () => `expected x, g [B, ${String(c)}, ...], stats [B, 4, ${String(c)}] and gamma [${String(c)}] or [B, ${String(c)}]`);
     return { shape: x.shape, dtype: "float32" };
   },
   upsampleNearest: (inputs, attrs) => {

@@ -309,9 +309,11 @@ function checkFeed(spec: { name: string; shape: Shape; dtype: DType }, t: HostTe
 export async function compileGraph<S, R>(
   outputs: Record<string, Tensor>, inputs: readonly Tensor<"input">[], options: SessionOptions = {}, single = false,
 ): Promise<CompiledGraph<S, R>> {
-  const { provider, nchwc } = { ...defaults, ...options };
+  const { provider, nchwc, native } = { ...defaults, ...options };
   const nchwcBlock = provider === "cpu" && nchwc ? await nchwcBlockSize() : 0;
-  const model = emitModel(outputs, inputs, { nchwcBlock });
+  // imagen-ts' fused kernels are registered by the native binding only.
+  const fusedOps = provider === "cpu" && native && nativeBinding() !== null && process.env.TMP_FUSED !== "0";
+  const model = emitModel(outputs, inputs, { nchwcBlock, fusedOps });
   const { key, session } = await openSession(model.bytes, options);
   return new CompiledGraph<S, R>(model, session, key, single);
 }

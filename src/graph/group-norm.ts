@@ -1,0 +1,42 @@
+// GroupNorm's backward as two primitives, so that on the native binding each lowers to one fused kernel
+// (native/ort_run.cc: GroupNormStats, GroupNormInputGrad) instead of ~20 full passes of elementwise ops:
+//   groupNormStats(x, g) [B, C, ...] x2 -> [B, 4, C]: per sample and channel p = sum of g * xhat, q = sum of g,
+//     and the channel's group mean and reciprocal std (xhat = (x - mean) * rstd, biased variance);
+//   groupNormInputGrad(x, g, stats, gamma) -> dx = rstd * (gamma * g - m1 - xhat * m2), m1 and m2 the group
+//     means of gamma * q and gamma * p; gamma is [C] or per sample [B, C].
+// The functions below spell both out in other primitives: the lowering where the fused kernels are not
+// there (onnxruntime-node), and the two ops' own gradients (by differentiating these).
+import { add, concat, expand, mean, mul, reciprocal, reshape, slice, sqrt, square, sub, sum, unsqueeze } from "./ops-basic.js";
+import type { Tensor } from "./tensor.js";
+
+function dims(x: Tensor, groups: number) {
+  const [b, c] = [x.shape[0], x.shape[1] as number];
+  return { b, c, groups, per: c / groups };
+}
+
+export function groupNormStatsDecomposed(x: Tensor, g: Tensor, groups: number, eps: number): Tensor {
+  const { b, c, per } = dims(x, groups);
+  const xr = reshape(x, [b, groups, -1]);
+  const mu = mean(xr, 2, true); // [B, G, 1]
+  const xc = sub(xr, mu);
+  const rstd = reciprocal(sqrt(add(mean(square(xc), 2, true), eps)));
+  const perChannel = (t: Tensor) => reshape(expand(t, [b, groups, per]), [b, c]); // [B, G, 1] -> [B, C]
+  const gc = reshape(g, [b, c, -1]);
+  const p = mul(sum(mul(gc, reshape(xc, [b, c, -1])), 2), perChannel(rstd));
+  const q = sum(gc, 2);
+  return concat([p, q, perChannel(mu), perChannel(rstd)].map((t) => unsqueeze(t, 1)), 1);
+}
+
+export function groupNormInputGradDecomposed(x: Tensor, g: Tensor, stats: Tensor, gamma: Tensor, groups: number): Tensor {
+  const { b, c, per } = dims(x, groups);
+  const row = (i: number) => reshape(slice(stats, 1, i, i + 1), [b, c]); // [B, C]
+  const [p, q] = [row(0), row(1)];
+  const firstOfGroup = (t: Tensor) => slice(reshape(t, [b, groups, per]), 2, 0, 1); // [B, G, 1]
+  const [mu, rstd] = [firstOfGroup(row(2)), firstOfGroup(row(3))];
+  const len = (x.shape.slice(1) as number[]).reduce((n, d) => n * d, 1) / groups;
+  const groupMean = (t: Tensor) => mul(sum(reshape(t, [b, groups, per]), 2, true), 1 / len); // [B, G, 1]
+  const [m1, m2] = [groupMean(mul(q, gamma)), groupMean(mul(p, gamma))];
+  const xhat = mul(sub(reshape(x, [b, groups, -1]), mu), rstd);
+  const scaled = reshape(mul(reshape(g, [b, c, -1]), reshape(gamma, gamma.rank === 2 ? [b, c, 1] : [c, 1])), [b, groups, -1]);
+  return reshape(mul(rstd, sub(sub(scaled, m1), mul(xhat, m2))), x.shape);
+}
