@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import type { HostTensor } from "../src/runtime/host.js";
+import { nativeBinding, onnxTypes, type NativeIo } from "../src/runtime/native.js";
 import { compileRefUNet, isPreset, presets, RefUNet } from "./ref-unet.js";
 import { createTrainStep, defaultOrtOptions, randomBatch } from "./measure.js";
 
@@ -23,16 +24,16 @@ interface ProfileEvent {
 }
 
 /** The ONNX bytes and feeds of the graph to profile. */
-async function graphToProfile(model: RefUNet, batch: number, which: string): Promise<{ bytes: Uint8Array; feeds: Record<string, HostTensor> }> {
+async function graphToProfile(model: RefUNet, batch: number, which: string): Promise<{ bytes: Uint8Array; feeds: Record<string, HostTensor>; graphOutputs: string[] }> {
   const data = randomBatch(model.cfg, batch);
   if (which === "fwd") {
     const g = await compileRefUNet(model, { batch: "B" });
     g.dispose();
-    return { bytes: g.model.bytes, feeds: { x: data.x, t: data.t, text: data.text } };
+    return { bytes: g.model.bytes, feeds: { x: data.x, t: data.t, text: data.text }, graphOutputs: g.model.outputs.map((o) => o.name) };
   }
   const { step } = await createTrainStep(model, batch);
   // The exact graph TrainStep runs (TrainStep.graph).
-  const graph = (step as unknown as { graph?: { model: { bytes: Uint8Array; inputs: { name: string; shape: (number | string)[] }[] } } }).graph;
+  const graph = (step as unknown as { graph?: { model: { bytes: Uint8Array; inputs: { name: string; shape: (number | string)[] }[]; outputs: { name: string }[] } } }).graph;
   step.dispose();
   if (!graph) throw new Error("profile: TrainStep no longer exposes .graph; update bench/profile.ts");
   const feeds: Record<string, HostTensor> = { ...data, lr: { data: new Float32Array([1e-4]), shape: [] }, step: { data: new Float32Array([1]), shape: [] } };
@@ -41,7 +42,7 @@ async function graphToProfile(model: RefUNet, batch: number, which: string): Pro
   for (const i of graph.model.inputs.filter((i) => /^(adam_m|adam_v)\./.test(i.name))) {
     feeds[i.name] = { data: new Float32Array(i.shape[0] as number), shape: [i.shape[0] as number] };
   }
-  return { bytes: graph.model.bytes, feeds };
+  return { bytes: graph.model.bytes, feeds, graphOutputs: graph.model.outputs.map((o) => o.name) };
 }
 
 async function main(): Promise<void> {
@@ -55,22 +56,39 @@ async function main(): Promise<void> {
   if (values.graph !== "fwd" && values.graph !== "train") throw new Error(`--graph: expected fwd or train, got ${values.graph}`);
   const batch = Number(values.batch);
   const model = new RefUNet(presets[values.preset]);
-  const { bytes, feeds } = await graphToProfile(model, batch, values.graph);
+  const { bytes, feeds, graphOutputs } = await graphToProfile(model, batch, values.graph);
   const dir = mkdtempSync(join(tmpdir(), "imagen-profile-"));
   try {
-    const ortFeeds = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor("float32", t.data as Float32Array, [...t.shape])]));
-    const prof = await ort.InferenceSession.create(bytes, { ...defaultOrtOptions(), ...(values.graph === "train" ? { enableMemPattern: false } : {}), enableProfiling: true, profileFilePrefix: join(dir, "ort") });
     const runs = Number(values.runs);
     const warmup = Number(values.warmup);
-    // session.run as JS sees it: ORT's run plus the binding's work (each output copied into a new JS array).
+    // session.run as JS sees it: ORT's run plus the binding's work (onnxruntime-node copies each output into
+    // a new JS array; the native binding copies them too here, as no arrays are handed in).
     const jsMs: number[] = [];
-    for (let i = 0; i < runs + warmup; i++) {
-      const t0 = performance.now();
-      await prof.run(ortFeeds);
-      if (i >= warmup) jsMs.push(performance.now() - t0);
+    const timed = async (run: () => Promise<unknown>) => {
+      for (let i = 0; i < runs + warmup; i++) {
+        const t0 = performance.now();
+        await run();
+        if (i >= warmup) jsMs.push(performance.now() - t0);
+      }
+    };
+    const native = nativeBinding();
+    const opts = defaultOrtOptions();
+    if (native) {
+      // The graph was emitted for the native binding (its fused kernels), so it is profiled there.
+      const handle = await native.createSession(bytes, {
+        threads: opts.intraOpNumThreads ?? 1, optimization: 99, memPattern: values.graph !== "train", config: [], profilePrefix: join(dir, "ort"),
+      });
+      const inputs: NativeIo[] = Object.entries(feeds).map(([k, t]) => [k, t.data, onnxTypes.float32, t.shape]);
+      await timed(() => native.run(handle, inputs, graphOutputs.map((o): NativeIo => [o, null, 1, []])));
+      native.endProfiling(handle);
+      native.release(handle);
+    } else {
+      const ortFeeds = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor("float32", t.data as Float32Array, [...t.shape])]));
+      const prof = await ort.InferenceSession.create(bytes, { ...opts, ...(values.graph === "train" ? { enableMemPattern: false } : {}), enableProfiling: true, profileFilePrefix: join(dir, "ort") });
+      await timed(() => prof.run(ortFeeds));
+      prof.endProfiling();
+      await prof.release();
     }
-    prof.endProfiling();
-    await prof.release();
     const file = readdirSync(dir).find((f) => f.endsWith(".json"));
     if (!file) throw new Error("profile: ORT wrote no profile file");
     report(JSON.parse(readFileSync(join(dir, file), "utf8")) as ProfileEvent[], warmup, runs, batch, values.op, jsMs);

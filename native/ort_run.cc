@@ -65,6 +65,10 @@ enum ApiIndex : int {
   kGetAvailableProviders = 125,
   kReleaseAvailableProviders = 126,
   kAddSessionConfigEntry = 130,
+  kEnableProfiling = 14,
+  kAllocatorFree = 76,
+  kGetAllocatorWithDefaultOptions = 78,
+  kSessionEndProfiling = 110,
   kCreateCustomOpDomain = 26,
   kCustomOpDomainAdd = 27,
   kAddCustomOpDomain = 28,
@@ -260,26 +264,39 @@ void parallelFor(OrtKernelContext* ctx, size_t tasks, F& body) {
       ctx, trampoline, tasks, 0, &body));
 }
 
-// Sums over n values of a and a*b (and of a^2 when b is a): float lanes, folded into doubles per block.
-void sums(const float* a, const float* b, size_t n, double& sa, double& sab) {
-  constexpr int L = 16;
+// Sums over n values of x, x^2, g and g*x: 16 float lanes, folded into doubles every 4096 values.
+struct Sums {
+  double x = 0, xx = 0, g = 0, gx = 0;
+};
+
+typedef float Lanes __attribute__((vector_size(64)));  // 16 floats (GCC/Clang vector extension)
+
+void accumulate(const float* x, const float* g, size_t n, Sums& out) {
+  constexpr size_t L = 16;
   size_t i = 0;
   while (i < n) {
     size_t end = std::min(n, i + 4096);
-    float la[L] = {0}, lab[L] = {0};
+    Lanes sx = {0}, sxx = {0}, sg = {0}, sgx = {0};
     for (; i + L <= end; i += L) {
-      for (int l = 0; l < L; l++) {
-        la[l] += a[i + l];
-        lab[l] += a[i + l] * b[i + l];
-      }
+      Lanes xv, gv;
+      std::memcpy(&xv, x + i, sizeof xv);
+      std::memcpy(&gv, g + i, sizeof gv);
+      sx += xv;
+      sxx += xv * xv;
+      sg += gv;
+      sgx += gv * xv;
     }
     for (; i < end; i++) {
-      la[0] += a[i];
-      lab[0] += a[i] * b[i];
+      sx[0] += x[i];
+      sxx[0] += x[i] * x[i];
+      sg[0] += g[i];
+      sgx[0] += g[i] * x[i];
     }
-    for (int l = 0; l < L; l++) {
-      sa += la[l];
-      sab += lab[l];
+    for (size_t l = 0; l < L; l++) {
+      out.x += sx[l];
+      out.xx += sxx[l];
+      out.g += sg[l];
+      out.gx += sgx[l];
     }
   }
 }
@@ -310,12 +327,13 @@ void computeGroupNormStats(void* kernel, OrtKernelContext* ctx) {
   auto body = [&](size_t task) {
     size_t b = task / s.groups, grp = task % s.groups;
     size_t c0 = grp * s.per;
-    std::vector<double> sg(s.per), sgx(s.per);
+    std::vector<Sums> ch(s.per);
     double sx = 0, sxx = 0;
     for (size_t c = 0; c < s.per; c++) {
       size_t at = (b * s.channels + c0 + c) * s.spatial;
-      sums(x.data + at, x.data + at, s.spatial, sx, sxx);
-      sums(g.data + at, x.data + at, s.spatial, sg[c], sgx[c]);
+      accumulate(x.data + at, g.data + at, s.spatial, ch[c]);
+      sx += ch[c].x;
+      sxx += ch[c].xx;
     }
     double n = static_cast<double>(s.per * s.spatial);
     double mean = sx / n;
@@ -323,8 +341,8 @@ void computeGroupNormStats(void* kernel, OrtKernelContext* ctx) {
     double rstd = 1.0 / std::sqrt(var + k->eps);
     float* o = out.data + b * 4 * s.channels;
     for (size_t c = 0; c < s.per; c++) {
-      o[c0 + c] = static_cast<float>(rstd * (sgx[c] - mean * sg[c]));
-      o[s.channels + c0 + c] = static_cast<float>(sg[c]);
+      o[c0 + c] = static_cast<float>(rstd * (ch[c].gx - mean * ch[c].g));
+      o[s.channels + c0 + c] = static_cast<float>(ch[c].g);
       o[2 * s.channels + c0 + c] = static_cast<float>(mean);
       o[3 * s.channels + c0 + c] = static_cast<float>(rstd);
     }
@@ -519,7 +537,7 @@ struct CreateTask : Task {
   int threads = 1, optimization = 99;
   bool memPattern = true;
   std::vector<std::pair<std::string, std::string>> config;  // session config entries
-  std::string optimizedPath;
+  std::string optimizedPath, profilePrefix;
   OrtSession* session = nullptr;
 
   void execute() override {
@@ -538,6 +556,9 @@ struct CreateTask : Task {
     for (auto& [key, value] : config) {
       step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*, const char*)>(kAddSessionConfigEntry)(
           so, key.c_str(), value.c_str()));
+    }
+    if (!profilePrefix.empty()) {
+      step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*)>(kEnableProfiling)(so, profilePrefix.c_str()));
     }
     if (!optimizedPath.empty()) {
       step(fn<OrtStatus* (*)(OrtSessionOptions*, const char*)>(kSetOptimizedModelFilePath)(so, optimizedPath.c_str()));
@@ -586,6 +607,9 @@ napi_value CreateSession(napi_env env, napi_callback_info info) {
   napi_valuetype pathType;
   napi_typeof(env, path, &pathType);
   if (pathType == napi_string) task->optimizedPath = getString(env, path);
+  napi_value prefix = property(env, argv[1], "profilePrefix");
+  napi_typeof(env, prefix, &pathType);
+  if (pathType == napi_string) task->profilePrefix = getString(env, prefix);
   return queue(env, task, "imagen.createSession");
 }
 
@@ -742,6 +766,25 @@ napi_value Run(napi_env env, napi_callback_info info) {
   return queue(env, task, "imagen.run");
 }
 
+// endProfiling(handle) -> the path of the profile ORT wrote (sessions created with profilePrefix).
+napi_value EndProfiling(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  SessionBox* box = getBox(env, argv[0]);
+  if (box == nullptr || box->session == nullptr) return fail(env, "ort_run: the session was released");
+  struct OrtAllocator;
+  OrtAllocator* alloc = nullptr;
+  std::string err = check(fn<OrtStatus* (*)(OrtAllocator**)>(kGetAllocatorWithDefaultOptions)(&alloc));
+  char* path = nullptr;
+  if (err.empty()) err = check(fn<OrtStatus* (*)(OrtSession*, OrtAllocator*, char**)>(kSessionEndProfiling)(box->session, alloc, &path));
+  if (!err.empty()) return fail(env, err);
+  napi_value result;
+  napi_create_string_utf8(env, path ? path : "", NAPI_AUTO_LENGTH, &result);
+  if (path) check(fn<OrtStatus* (*)(OrtAllocator*, void*)>(kAllocatorFree)(alloc, path));
+  return result;
+}
+
 // release(handle): frees the session now (later runs reject).
 napi_value Release(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -758,6 +801,7 @@ napi_value Register(napi_env env, napi_value exports) {
       {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"createSession", nullptr, CreateSession, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"endProfiling", nullptr, EndProfiling, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"release", nullptr, Release, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

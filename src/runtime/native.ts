@@ -18,6 +18,8 @@ export interface NativeSessionOptions {
   /** ORT session config entries (onnxruntime_session_options_config_keys.h), e.g. ["session.intra_op.allow_spinning", "0"]. */
   config: [string, string][];
   optimizedPath?: string;
+  /** Profile every run (ORT's JSON trace, written at endProfiling() under this path prefix). */
+  profilePrefix?: string;
 }
 
 export interface NativeOutput {
@@ -33,6 +35,7 @@ interface Binding {
   init(libraryPath: string): string;
   createSession(model: Uint8Array, options: NativeSessionOptions): Promise<object>;
   run(session: object, inputs: NativeIo[], outputs: NativeIo[]): Promise<NativeOutput[]>;
+  endProfiling(session: object): string;
   release(session: object): void;
 }
 
