@@ -174,7 +174,7 @@ bool getDims(napi_env env, napi_value arr, std::vector<int64_t>& dims) {
 }
 
 
-// ---- Custom ops (domain "ai.imagen_ts"): fused GroupNorm backward kernels, run on ORT's intra-op threads ----
+// ---- Custom ops (domain "ai.imagen_ts"): fused backward kernels (GroupNorm, SiLU), on ORT's intra-op threads ----
 struct OrtKernelInfo;
 struct OrtKernelContext;
 struct OrtCustomOpDomain;
@@ -391,25 +391,50 @@ void computeGroupNormInputGrad(void* kernel, OrtKernelContext* ctx) {
   parallelFor(ctx, s.batch * s.groups, body);
 }
 
+// SiluGrad(s, y, g) -> g * (s + y * (1 - s)): SiLU's backward from its sigmoid s and output y, all one shape.
+void computeSiluGrad(void*, OrtKernelContext* ctx) {
+  Tensor s = input(ctx, 0), y = input(ctx, 1), g = input(ctx, 2);
+  size_t n = s.count();
+  if (y.count() != n || g.count() != n) throw std::runtime_error("SiluGrad: inputs differ in size");
+  Tensor dx = output(ctx, 0, s.dims);
+  constexpr size_t block = 16384;
+  auto body = [&](size_t task) {
+    size_t end = std::min(n, (task + 1) * block);
+    const float* sp = s.data;
+    const float* yp = y.data;
+    const float* gp = g.data;
+    float* d = dx.data;
+    for (size_t i = task * block; i < end; i++) d[i] = gp[i] * (sp[i] + yp[i] * (1.0f - sp[i]));
+  };
+  parallelFor(ctx, (n + block - 1) / block, body);
+}
+
+void* createPlainKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo*) {
+  return new GroupNormKernel();
+}
+
 int floatType(const CustomOp*, size_t) { return 1; }
 size_t twoInputs(const CustomOp*) { return 2; }
+size_t threeInputs(const CustomOp*) { return 3; }
 size_t fourInputs(const CustomOp*) { return 4; }
 size_t oneOutput(const CustomOp*) { return 1; }
 const char* cpuProvider(const CustomOp*) { return "CPUExecutionProvider"; }
 int required(const CustomOp*, size_t) { return 0; }
 int defaultMemory(const CustomOp*, size_t) { return 0; }
 
-CustomOp makeOp(const char* (*name)(const CustomOp*), size_t (*inputs)(const CustomOp*), void (*compute)(void*, OrtKernelContext*)) {
-  return CustomOp{13, createGroupNormKernel, name, cpuProvider, floatType, inputs, floatType, oneOutput,
+CustomOp makeOp(const char* (*name)(const CustomOp*), size_t (*inputs)(const CustomOp*), void (*compute)(void*, OrtKernelContext*),
+               void* (*create)(const CustomOp*, const OrtApi*, const OrtKernelInfo*) = createGroupNormKernel) {
+  return CustomOp{13, create, name, cpuProvider, floatType, inputs, floatType, oneOutput,
                   compute, destroyGroupNormKernel, required, required, defaultMemory};
 }
 
 CustomOp statsOp = makeOp([](const CustomOp*) { return "GroupNormStats"; }, twoInputs, computeGroupNormStats);
 CustomOp inputGradOp = makeOp([](const CustomOp*) { return "GroupNormInputGrad"; }, fourInputs, computeGroupNormInputGrad);
+CustomOp siluGradOp = makeOp([](const CustomOp*) { return "SiluGrad"; }, threeInputs, computeSiluGrad, createPlainKernel);
 
 std::string registerOps() {
   std::string err = check(fn<OrtStatus* (*)(const char*, OrtCustomOpDomain**)>(kCreateCustomOpDomain)("ai.imagen_ts", &opDomain));
-  for (CustomOp* op : {&statsOp, &inputGradOp}) {
+  for (CustomOp* op : {&statsOp, &inputGradOp, &siluGradOp}) {
     if (err.empty()) err = check(fn<OrtStatus* (*)(OrtCustomOpDomain*, const CustomOp*)>(kCustomOpDomainAdd)(opDomain, op));
   }
   return err;

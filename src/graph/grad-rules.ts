@@ -4,7 +4,7 @@ import type { Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
 import { constant, make } from "./build.js";
 import { grad } from "./autodiff.js";
-import { groupNormInputGradDecomposed, groupNormStatsDecomposed } from "./group-norm.js";
+import { groupNormInputGradDecomposed, groupNormStatsDecomposed, siluGradDecomposed } from "./fused-grads.js";
 import {
   add, cos, div, mean, reciprocal, sqrt, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
   sigmoid, slice, square, sub, sum, transpose, where,
@@ -83,10 +83,9 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const [c, a, b] = n.inputs;
     return [null, unbroadcast(where(c, g, 0), a.shape), unbroadcast(where(c, 0, g), b.shape)];
   },
-  silu: (n, g) => {
-    const s = sigmoid(n.inputs[0]);
-    return [mul(g, add(s, mul(n, sub(1, s))))];
-  },
+  // One fused pass where the native binding runs the graph (siluGrad); the Sigmoid is shared with the forward's.
+  silu: (n, g) => [make("siluGrad", [sigmoid(n.inputs[0]), n, g], {})],
+  siluGrad: (n, g) => viaDecomposition(n, g, ([s, y, gy]) => siluGradDecomposed(s, y, gy)),
   cast: (n, g) => [n.inputs[0].dtype === "float32" && n.dtype === "float32" ? g : null],
   matmul: (n, g) => {
     const [a, b] = n.inputs;
@@ -170,7 +169,7 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const gy = mul(g, n);
     return [sub(gy, mul(n, sum(gy, n.attrs.axis, true)))];
   },
-  // GroupNorm's backward in two fused primitives (src/graph/group-norm.ts): per-channel sums of g and g * xhat
+  // GroupNorm's backward in two fused primitives (src/graph/fused-grads.ts): per-channel sums of g and g * xhat
   // (which are dbeta and dgamma per sample) with the group statistics, then dx from them in one pass.
   groupNormalize: (n, g) => {
     const [x, gamma, beta] = n.inputs;

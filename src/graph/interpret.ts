@@ -340,6 +340,7 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
     }
     return { shape: [...x.shape], data: out, dtype: "float32" };
   },
+  siluGrad: ([s, y, g]) => ({ shape: [...s.shape], data: s.data.map((sv, i) => g.data[i] * (sv + y.data[i] * (1 - sv))), dtype: "float32" }),
   groupNormStats: ([x, g], { groups, eps }) => {
     const [b, c] = x.shape;
     const [per, spatial] = [c / groups, x.data.length / (b * c)];

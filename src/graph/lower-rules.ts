@@ -3,7 +3,7 @@
 import type { Conv2dGeometry, Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
 import { imagenDomain, msDomain, nchwcDomain, type EmitContext } from "./emit.js";
-import { groupNormInputGradDecomposed, groupNormStatsDecomposed } from "./group-norm.js";
+import { groupNormInputGradDecomposed, groupNormStatsDecomposed, siluGradDecomposed } from "./fused-grads.js";
 import { productDim, type Dim, type Tensor } from "./tensor.js";
 
 export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
@@ -350,6 +350,11 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
     const perChannel = ctx.constI64([n.shape[1] as number, ...spatial.map(() => 1)]);
     const place = (t: string, rank: number) => (rank === 2 ? ctx.op("Unsqueeze", [t, ctx.constI64(spatial)]) : ctx.op("Reshape", [t, perChannel]));
     return ctx.op("Add", [ctx.op("Mul", [normed, place(gamma, n.inputs[1].rank)]), place(beta, n.inputs[2].rank)]);
+  },
+  siluGrad: (ctx, n, ins) => {
+    if (ctx.fusedOps) return ctx.op("SiluGrad", ins, undefined, imagenDomain);
+    const [s, y, g] = n.inputs;
+    return ctx.lowerGraph(siluGradDecomposed(s, y, g), boundInputs(n, ins));
   },
   groupNormStats: (ctx, n, [x, g]) => {
     const { groups, eps } = n.attrs;

@@ -116,6 +116,8 @@ const cases: OpCase[] = [
     build: ({ x, w, b }) => c.groupNorm(x, 4, w, b) },
   { name: "groupNormalize (LayerNormalization lowering), 3-D input", inputs: { x: { shape: [2, 6, 5], graphShape: ["B", 6, 5] } },
     build: ({ x }) => make("groupNormalize", [x], { groups: 3, eps: 1e-3 }) },
+  { name: "siluGrad (as an op)", inputs: { s: { shape: [2, 3, 4] }, y: { shape: [2, 3, 4] }, g: { shape: [2, 3, 4] } },
+    build: ({ s, y, g }) => make("siluGrad", [s, y, g], {}) },
   { name: "groupNormStats (GroupNorm backward, part 1, as an op)",
     inputs: { x: { shape: [2, 4, 2, 3], graphShape: ["B", 4, 2, 3] }, g: { shape: [2, 4, 2, 3], graphShape: ["B", 4, 2, 3] } },
     build: ({ x, g }) => make("groupNormStats", [x, g], { groups: 2, eps: 1e-3 }) },

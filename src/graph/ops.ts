@@ -28,6 +28,8 @@ export interface OpAttrs {
    * s = sigmoid(x), instead of the product rule over mul and sigmoid (two fewer full passes in training).
    */
   silu: Empty;
+  /** SiLU's backward from its sigmoid s, its output y and the cotangent g (one shape): g * (s + y * (1 - s)). */
+  siluGrad: Empty;
   cast: { to: DType };
   /** Batched matrix product [..., M, K] x [..., K, N], batch dims broadcast. */
   matmul: Empty;
@@ -62,7 +64,7 @@ export interface OpAttrs {
    */
   groupNormalize: { groups: number; eps: number };
   /**
-   * GroupNorm's backward, part 1 (src/graph/group-norm.ts): x and the cotangent g, both [B, C, ...] -> [B, 4, C]
+   * GroupNorm's backward, part 1 (src/graph/fused-grads.ts): x and the cotangent g, both [B, C, ...] -> [B, 4, C]
    * rows p (sum of g * xhat), q (sum of g), the group mean and the reciprocal std, per sample and channel.
    */
   groupNormStats: { groups: number; eps: number };
@@ -95,7 +97,7 @@ export const comparisonOps: ReadonlySet<Op> = new Set<Op>(["less", "greater", "e
 
 /** Every op, listed once; tests walk this list to prove each op has every rule and a check. */
 export const allOps: readonly Op[] = [
-  "input", "constant", ...unaryOps, ...binaryOps, "where", "silu", "cast", "matmul", "conv", "convTranspose",
+  "input", "constant", ...unaryOps, ...binaryOps, "where", "silu", "siluGrad", "cast", "matmul", "conv", "convTranspose",
   "convWeightGrad", "reduceSum", "reduceMax", "reshape", "transpose", "expand", "slice", "flip", "concat",
   "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "groupNormStats", "groupNormInputGrad", "upsampleNearest", "stopGradient", "dimSize",
 ];

@@ -256,6 +256,11 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
       "groupNormalize", inputs, () => `expected x alone or x, gamma and beta each [${c}] or [${String(x.shape[0])}, ${c}]`);
     return { shape: x.shape, dtype: "float32" };
   },
+  siluGrad: (inputs) => {
+    floatOnly("siluGrad", inputs);
+    check(inputs.length === 3 && inputs.every((t) => sameDims(t, inputs[0])), "siluGrad", inputs, () => "expected s, y and g of one shape");
+    return { shape: inputs[0].shape, dtype: "float32" };
+  },
   groupNormStats: (inputs, attrs) => {
     const [x, g] = inputs;
     floatOnly("groupNormStats", inputs);

@@ -1,3 +1,4 @@
+// SiLU's backward as one primitive, siluGrad(s, y, g) = g * (s + y * (1 - s)) (s the sigmoid, y the output), and
 // GroupNorm's backward as two primitives, so that on the native binding each lowers to one fused kernel
 // (native/ort_run.cc: GroupNormStats, GroupNormInputGrad) instead of ~20 full passes of elementwise ops:
 //   groupNormStats(x, g) [B, C, ...] x2 -> [B, 4, C]: per sample and channel p = sum of g * xhat, q = sum of g,
@@ -8,6 +9,10 @@
 // there (onnxruntime-node), and the two ops' own gradients (by differentiating these).
 import { add, concat, expand, mean, mul, reciprocal, reshape, slice, sqrt, square, sub, sum, unsqueeze } from "./ops-basic.js";
 import type { Tensor } from "./tensor.js";
+
+export function siluGradDecomposed(s: Tensor, y: Tensor, g: Tensor): Tensor {
+  return mul(g, add(s, mul(y, sub(1, s))));
+}
 
 function dims(x: Tensor, groups: number) {
   const [b, c] = [x.shape[0], x.shape[1] as number];
