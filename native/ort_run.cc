@@ -413,7 +413,58 @@ void* createPlainKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo*) {
   return new GroupNormKernel();
 }
 
+// PadHW(x [N, C, H, W]) -> x with `top`, `left`, `bottom`, `right` zero rows/columns added on those sides (a
+// negative amount crops): ORT's Pad on one thread, this on all of them, a plane per task.
+struct PadKernel {
+  int64_t top = 0, left = 0, bottom = 0, right = 0;
+};
+
+void* createPadKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
+  auto* k = new PadKernel();
+  auto get = [&](const char* name, int64_t* v) {
+    check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, name, v));
+  };
+  get("top", &k->top);
+  get("left", &k->left);
+  get("bottom", &k->bottom);
+  get("right", &k->right);
+  return k;
+}
+
+void destroyPadKernel(void* k) {
+  delete static_cast<PadKernel*>(k);
+}
+
+void computePadHW(void* kernel, OrtKernelContext* ctx) {
+  auto* k = static_cast<PadKernel*>(kernel);
+  Tensor x = input(ctx, 0);
+  if (x.dims.size() != 4) throw std::runtime_error("PadHW: expected [N, C, H, W]");
+  int64_t h = x.dims[2], w = x.dims[3];
+  int64_t ho = h + k->top + k->bottom, wo = w + k->left + k->right;
+  if (ho < 0 || wo < 0) throw std::runtime_error("PadHW: crops more than the input has");
+  Tensor out = output(ctx, 0, {x.dims[0], x.dims[1], ho, wo});
+  // Output columns [c0, c1) come from input columns [c0 - left, c1 - left); the rest are zeros.
+  int64_t c0 = std::max<int64_t>(0, k->left), c1 = std::min<int64_t>(wo, w + k->left);
+  auto body = [&](size_t plane) {
+    const float* src = x.data + plane * h * w;
+    float* dst = out.data + plane * ho * wo;
+    for (int64_t y = 0; y < ho; y++) {
+      int64_t sy = y - k->top;
+      float* row = dst + y * wo;
+      if (sy < 0 || sy >= h || c1 <= c0) {
+        std::memset(row, 0, sizeof(float) * wo);
+        continue;
+      }
+      if (c0 > 0) std::memset(row, 0, sizeof(float) * c0);
+      std::memcpy(row + c0, src + sy * w + (c0 - k->left), sizeof(float) * (c1 - c0));
+      if (c1 < wo) std::memset(row + c1, 0, sizeof(float) * (wo - c1));
+    }
+  };
+  parallelFor(ctx, static_cast<size_t>(x.dims[0] * x.dims[1]), body);
+}
+
 int floatType(const CustomOp*, size_t) { return 1; }
+size_t oneInput(const CustomOp*) { return 1; }
 size_t twoInputs(const CustomOp*) { return 2; }
 size_t threeInputs(const CustomOp*) { return 3; }
 size_t fourInputs(const CustomOp*) { return 4; }
@@ -423,18 +474,20 @@ int required(const CustomOp*, size_t) { return 0; }
 int defaultMemory(const CustomOp*, size_t) { return 0; }
 
 CustomOp makeOp(const char* (*name)(const CustomOp*), size_t (*inputs)(const CustomOp*), void (*compute)(void*, OrtKernelContext*),
-               void* (*create)(const CustomOp*, const OrtApi*, const OrtKernelInfo*) = createGroupNormKernel) {
+               void* (*create)(const CustomOp*, const OrtApi*, const OrtKernelInfo*) = createGroupNormKernel,
+               void (*destroy)(void*) = destroyGroupNormKernel) {
   return CustomOp{13, create, name, cpuProvider, floatType, inputs, floatType, oneOutput,
-                  compute, destroyGroupNormKernel, required, required, defaultMemory};
+                  compute, destroy, required, required, defaultMemory};
 }
 
 CustomOp statsOp = makeOp([](const CustomOp*) { return "GroupNormStats"; }, twoInputs, computeGroupNormStats);
 CustomOp inputGradOp = makeOp([](const CustomOp*) { return "GroupNormInputGrad"; }, fourInputs, computeGroupNormInputGrad);
 CustomOp siluGradOp = makeOp([](const CustomOp*) { return "SiluGrad"; }, threeInputs, computeSiluGrad, createPlainKernel);
+CustomOp padOp = makeOp([](const CustomOp*) { return "PadHW"; }, oneInput, computePadHW, createPadKernel, destroyPadKernel);
 
 std::string registerOps() {
   std::string err = check(fn<OrtStatus* (*)(const char*, OrtCustomOpDomain**)>(kCreateCustomOpDomain)("ai.imagen_ts", &opDomain));
-  for (CustomOp* op : {&statsOp, &inputGradOp, &siluGradOp}) {
+  for (CustomOp* op : {&statsOp, &inputGradOp, &siluGradOp, &padOp}) {
     if (err.empty()) err = check(fn<OrtStatus* (*)(OrtCustomOpDomain*, const CustomOp*)>(kCustomOpDomainAdd)(opDomain, op));
   }
   return err;

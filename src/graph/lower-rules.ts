@@ -145,7 +145,7 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
   const [h, w] = [node.inputs[0].shape[2] as number, node.inputs[0].shape[3] as number];
   const [kh, kw] = g.kernel;
   const taps = kh * kw;
-  const padded = (v: string) => (g.pad.some((p) => p > 0) ? ctx.op("Pad", [v, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2], g.pad[3]])]) : v);
+  const padded = (v: string) => (g.pad.some((p) => p > 0) ? padHW(ctx, v, g.pad) : v);
   // The tap whose window is the unpadded input itself (the centre of a "same" conv) needs no copy.
   const whole = (i: number, j: number) => i === g.pad[0] && j === g.pad[1] && ho === h && wo === w;
   const shifted = (src: string, padded: string, i: number, j: number, shape: number[]) => ctx.op("Reshape", [
@@ -165,7 +165,7 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
     }
     const [hp, wp] = [h + g.pad[0] + g.pad[2], w + g.pad[1] + g.pad[3]];
     const [hq, wq] = [Math.ceil(hp / sh), Math.ceil(wp / sw)];
-    const xp = ctx.op("Pad", [src, ctx.constI64([0, 0, g.pad[0], g.pad[1], 0, 0, g.pad[2] + hq * sh - hp, g.pad[3] + wq * sw - wp])]);
+    const xp = padHW(ctx, src, [g.pad[0], g.pad[1], g.pad[2] + hq * sh - hp, g.pad[3] + wq * sw - wp]);
     const s2d = ctx.op("SpaceToDepth", [xp], { blocksize: { type: "int", value: sh } }); // [A, s*s*B, hq, wq], channel (a*s + b)*B + k
     const phases = ctx.op("Reshape", [s2d, ctx.constI64([0, sh * sw, -1, hq, wq])]); // [A, s*s, B, hq, wq]
     return (i, j, shape) => {
@@ -181,14 +181,14 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
     // kh - 1 - pt rows on top and pt below (D[n, o, i, y] = dyp[n, o, y + kh - 1 - i]); the column shifts
     // of x are Pads with a negative pad cropping the far side; one product D [N, O*kh, P] x Xh_j^T per j.
     const [pt, pl] = [g.pad[0], g.pad[1]];
-    const dyp = ctx.op("Pad", [dy, ctx.constI64([0, 0, kh - 1 - pt, 0, 0, 0, pt, 0])]);
+    const dyp = padHW(ctx, dy, [kh - 1 - pt, 0, pt, 0]);
     const rows: number[] = [];
     for (let i = 0; i < kh; i++) for (let y = 0; y < h; y++) rows.push(y + kh - 1 - i);
     const stackedDy = ctx.op("Gather", [dyp, ctx.constI64Shaped(rows, [kh, h])], { axis: { type: "int", value: 2 } }); // [N, O, kh, H, W]
     const d = ctx.op("Reshape", [stackedDy, ctx.constI64([0, o * kh, -1])]);
     const parts: string[] = [];
     for (let j = 0; j < kw; j++) {
-      const xj = j === pl ? x : ctx.op("Pad", [x, ctx.constI64([0, 0, 0, pl - j, 0, 0, 0, j - pl])]);
+      const xj = j === pl ? x : padHW(ctx, x, [0, pl - j, 0, j - pl]);
       const r = ctx.op("FusedMatMul", [d, ctx.op("Reshape", [xj, ctx.constI64([0, c, -1])])], { transB: { type: "int", value: 1 } }, msDomain); // [N, O*kh, C]
       parts.push(batchSum(r, [o, kh, c, 1]));
     }
@@ -199,7 +199,7 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
     // Fewer output than input channels: copy shifted views of dy rather than of x, x taken as it is.
     // dW[o, c, i, j] = sum over n, q of x[n, c, q] * dyP[n, o, q + (kh-1-i, kw-1-j)], dyP being dy padded
     // by kernel - 1 - pad on each side (so the views have x's size).
-    const dyP = ctx.op("Pad", [dy, ctx.constI64([0, 0, kh - 1 - g.pad[0], kw - 1 - g.pad[1], 0, 0, kh - 1 - g.pad[2], kw - 1 - g.pad[3]])]);
+    const dyP = padHW(ctx, dy, [kh - 1 - g.pad[0], kw - 1 - g.pad[1], kh - 1 - g.pad[2], kw - 1 - g.pad[3]]);
     const x3 = ctx.op("Reshape", [x, ctx.constI64([0, c, -1])]);
     const parts: string[] = [];
     for (let i = 0; i < kh; i++) {
@@ -280,6 +280,16 @@ function lowerGroupNormalize(ctx: EmitContext, n: Tensor<"groupNormalize">, x: s
   return ctx.op("Reshape", [normed, ctx.shapeOf(n.shape.map((d, i) => (i === 0 && typeof d === "string" ? 0 : d)))]);
 }
 
+/**
+ * Zero-pads (or, negative, crops) the last two axes of a 4-D value by [top, left, bottom, right]: imagen-ts'
+ * multithreaded PadHW kernel where the native binding runs the graph (ORT's Pad runs on one thread), else Pad.
+ */
+function padHW(ctx: EmitContext, v: string, [top, left, bottom, right]: readonly number[]): string {
+  if (!ctx.fusedOps) return ctx.op("Pad", [v, ctx.constI64([0, 0, top, left, 0, 0, bottom, right])]);
+  const int = (value: number) => ({ type: "int" as const, value });
+  return ctx.op("PadHW", [v], { top: int(top), left: int(left), bottom: int(bottom), right: int(right) }, imagenDomain);
+}
+
 /** A node's inputs by tensor id -> their ONNX names, for EmitContext.lowerGraph. */
 function boundInputs(n: Tensor, names: readonly string[]): Map<number, string> {
   return new Map(n.inputs.map((t, i) => [t.id, names[i]]));
@@ -334,7 +344,11 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
     return ctx.op("Slice", [x, ctx.constI64(axes.map(() => -1)), ctx.constI64(ends), ctx.constI64(axes), ctx.constI64(axes.map(() => -1))]);
   },
   concat: (ctx, n, ins) => ctx.op("Concat", ins, { axis: { type: "int", value: n.attrs.axis } }),
-  pad: (ctx, n, [x]) => ctx.op("Pad", [x, ctx.constI64(n.attrs.pads)]),
+  pad: (ctx, n, [x]) => {
+    const p = n.attrs.pads;
+    const spatialOnly = n.dtype === "float32" && p.length === 8 && p[0] === 0 && p[1] === 0 && p[4] === 0 && p[5] === 0;
+    return spatialOnly ? padHW(ctx, x, [p[2], p[3], p[6], p[7]]) : ctx.op("Pad", [x, ctx.constI64(p)]);
+  },
   gather: (ctx, _n, ins) => ctx.op("Gather", ins, { axis: { type: "int", value: 0 } }),
   scatterAdd: (ctx, n, [idx, upd]) => {
     const zeros = ctx.op("ConstantOfShape", [ctx.shapeOf(n.shape)]);
