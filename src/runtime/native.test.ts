@@ -4,6 +4,8 @@ import { spawnSync } from "node:child_process";
 import { compile } from "./session.js";
 import { nativeBinding, nativeStatus } from "./native.js";
 import * as g from "../graph/ops-basic.js";
+import * as c from "../graph/composite.js";
+import { grad } from "../graph/autodiff.js";
 import type { Tensor } from "../graph/tensor.js";
 import { Rng } from "../util/rng.js";
 import { ValueError } from "../util/errors.js";
@@ -62,4 +64,36 @@ test("a session released while a run is in flight finishes that run, then refuse
   assert.equal(r.data.length, 256 * 256);
   await assert.rejects(() => f.run({ x }), /disposed/);
   await assert.rejects(() => binding.createSession(new Uint8Array([1, 2, 3]), { threads: 1, optimization: 99, memPattern: true, config: [] }), /protobuf|parse|model/i);
+});
+
+test("the fused kernels (GroupNorm and SiLU backward, spatial pads) match their decomposed lowerings at full vector widths", async (t) => {
+  if (!nativeBinding()) return t.skip(nativeStatus().detail);
+  // 17x17 = 289 values per plane: eighteen 16-lane vectors and a remainder; 8 groups of 3 channels; a 3x3
+  // "same" conv, whose weight gradient crops and pads columns and rows; a pad of the spatial axes.
+  const specs = { x: { shape: [2, 24, 17, 17] }, r: { shape: [2, 8, 17, 17] }, w: { shape: [24] }, b: { shape: [24] }, k: { shape: [8, 24, 3, 3] }, q: { shape: [2, 24, 20, 18] } };
+  const fn = ({ x, r, w, b, k, q }: Record<string, Tensor>) => {
+    const y = c.silu(c.groupNorm(x, 8, w, b));
+    const padded = g.pad(y, [0, 0, 2, 0, 0, 0, 1, 1]); // [2, 24, 20, 18]
+    const loss = g.add(g.sum(g.mul(g.conv2d(y, k, undefined, { padding: 1 }), r)), g.sum(g.mul(padded, q)));
+    const [dx, dw, db, dk] = grad(loss, [x, w, b, k]);
+    return { dx, dw, db, dk, padded };
+  };
+  const [fused, plain] = [await compile(fn, specs, { native: true }), await compile(fn, specs, { native: false })];
+  const text = new TextDecoder("latin1").decode(fused.model.bytes);
+  for (const op of ["GroupNormStats", "GroupNormInputGrad", "SiluGrad", "PadHW"]) assert.ok(text.includes(op), `the native graph uses ${op}`);
+  assert.ok(!new TextDecoder("latin1").decode(plain.model.bytes).includes("ai.imagen_ts"), "onnxruntime-node's graph has no imagen-ts kernels");
+  const rng = new Rng(4);
+  const draw = (shape: number[]) => ({ data: rng.normal(shape.reduce((a, d) => a * d, 1)).map((v) => 3 * v + 1), shape }); // off-centre, so a one-pass variance would show
+  const feeds = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, draw(s.shape)]));
+  const [a, p] = [await fused.run(feeds as never), await plain.run(feeds as never)] as Record<string, { data: Float32Array }>[];
+  for (const k of ["dx", "dw", "db", "dk", "padded"]) {
+    let [err, scale] = [0, 0];
+    p[k].data.forEach((v, i) => {
+      err = Math.max(err, Math.abs(v - a[k].data[i]));
+      scale = Math.max(scale, Math.abs(v));
+    });
+    assert.ok(err <= 2e-5 * scale, `${k}: fused and decomposed differ by ${err} (scale ${scale})`);
+  }
+  fused.dispose();
+  plain.dispose();
 });
