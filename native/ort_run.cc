@@ -174,7 +174,8 @@ bool getDims(napi_env env, napi_value arr, std::vector<int64_t>& dims) {
 }
 
 
-// ---- Custom ops (domain "ai.imagen_ts"): fused backward kernels (GroupNorm, SiLU), on ORT's intra-op threads ----
+// ---- Custom ops (domain "ai.imagen_ts"): fused GroupNorm (forward and backward), SiLU backward and spatial pads,
+// on ORT's intra-op threads ----
 struct OrtKernelInfo;
 struct OrtKernelContext;
 struct OrtCustomOpDomain;
@@ -264,15 +265,18 @@ void parallelFor(OrtKernelContext* ctx, size_t tasks, F& body) {
       ctx, trampoline, tasks, 0, &body));
 }
 
-// Sums over n values of x, x^2, g and g*x: 16 float lanes, folded into doubles every 4096 values.
+// Sums over n values of x - shift, (x - shift)^2, g and g * (x - shift): 16 float lanes, folded into doubles
+// every 4096 values. A shift near the mean (the group's first value) keeps the variance from cancelling.
 struct Sums {
   double x = 0, xx = 0, g = 0, gx = 0;
 };
 
 typedef float Lanes __attribute__((vector_size(64)));  // 16 floats (GCC/Clang vector extension)
 
-void accumulate(const float* x, const float* g, size_t n, Sums& out) {
+void accumulate(const float* x, const float* g, size_t n, float shift, Sums& out) {
   constexpr size_t L = 16;
+  Lanes k = {0};
+  k += shift;
   size_t i = 0;
   while (i < n) {
     size_t end = std::min(n, i + 4096);
@@ -281,22 +285,52 @@ void accumulate(const float* x, const float* g, size_t n, Sums& out) {
       Lanes xv, gv;
       std::memcpy(&xv, x + i, sizeof xv);
       std::memcpy(&gv, g + i, sizeof gv);
+      xv -= k;
       sx += xv;
       sxx += xv * xv;
       sg += gv;
       sgx += gv * xv;
     }
     for (; i < end; i++) {
-      sx[0] += x[i];
-      sxx[0] += x[i] * x[i];
+      float xv = x[i] - shift;
+      sx[0] += xv;
+      sxx[0] += xv * xv;
       sg[0] += g[i];
-      sgx[0] += g[i] * x[i];
+      sgx[0] += g[i] * xv;
     }
     for (size_t l = 0; l < L; l++) {
       out.x += sx[l];
       out.xx += sxx[l];
       out.g += sg[l];
       out.gx += sgx[l];
+    }
+  }
+}
+
+// Sums over n values of x - shift and its square, as accumulate() does.
+void moments(const float* x, size_t n, float shift, double& sx, double& sxx) {
+  constexpr size_t L = 16;
+  Lanes k = {0};
+  k += shift;
+  size_t i = 0;
+  while (i < n) {
+    size_t end = std::min(n, i + 4096);
+    Lanes a = {0}, aa = {0};
+    for (; i + L <= end; i += L) {
+      Lanes xv;
+      std::memcpy(&xv, x + i, sizeof xv);
+      xv -= k;
+      a += xv;
+      aa += xv * xv;
+    }
+    for (; i < end; i++) {
+      float xv = x[i] - shift;
+      a[0] += xv;
+      aa[0] += xv * xv;
+    }
+    for (size_t l = 0; l < L; l++) {
+      sx += a[l];
+      sxx += aa[l];
     }
   }
 }
@@ -329,19 +363,21 @@ void computeGroupNormStats(void* kernel, OrtKernelContext* ctx) {
     size_t c0 = grp * s.per;
     std::vector<Sums> ch(s.per);
     double sx = 0, sxx = 0;
+    float shift = x.data[(b * s.channels + c0) * s.spatial];
     for (size_t c = 0; c < s.per; c++) {
       size_t at = (b * s.channels + c0 + c) * s.spatial;
-      accumulate(x.data + at, g.data + at, s.spatial, ch[c]);
+      accumulate(x.data + at, g.data + at, s.spatial, shift, ch[c]);
       sx += ch[c].x;
       sxx += ch[c].xx;
     }
     double n = static_cast<double>(s.per * s.spatial);
-    double mean = sx / n;
-    double var = std::max(0.0, sxx / n - mean * mean);
+    double shifted = sx / n;  // the mean less the shift
+    double mean = shift + shifted;
+    double var = std::max(0.0, sxx / n - shifted * shifted);
     double rstd = 1.0 / std::sqrt(var + k->eps);
     float* o = out.data + b * 4 * s.channels;
     for (size_t c = 0; c < s.per; c++) {
-      o[c0 + c] = static_cast<float>(rstd * (ch[c].gx - mean * ch[c].g));
+      o[c0 + c] = static_cast<float>(rstd * (ch[c].gx - shifted * ch[c].g));
       o[s.channels + c0 + c] = static_cast<float>(ch[c].g);
       o[2 * s.channels + c0 + c] = static_cast<float>(mean);
       o[3 * s.channels + c0 + c] = static_cast<float>(rstd);
@@ -463,6 +499,78 @@ void computePadHW(void* kernel, OrtKernelContext* ctx) {
   parallelFor(ctx, static_cast<size_t>(x.dims[0] * x.dims[1]), body);
 }
 
+// GroupNorm(x, gamma, beta) -> (x - mean) * rstd * gamma + beta per group (biased variance); gamma and beta are
+// [C] or per sample [B, C]. Two passes over x: the group's moments, then y = x * a_c + b_c.
+void computeGroupNorm(void* kernel, OrtKernelContext* ctx) {
+  auto* k = static_cast<GroupNormKernel*>(kernel);
+  Tensor x = input(ctx, 0), gamma = input(ctx, 1), beta = input(ctx, 2);
+  GroupShape s = groupShape(x, k->groups);
+  bool gammaPerSample = gamma.dims.size() == 2, betaPerSample = beta.dims.size() == 2;
+  if (gamma.count() != (gammaPerSample ? s.batch : 1) * s.channels || beta.count() != (betaPerSample ? s.batch : 1) * s.channels) {
+    throw std::runtime_error("GroupNorm: gamma or beta does not match the channels");
+  }
+  Tensor y = output(ctx, 0, x.dims);
+  auto body = [&](size_t task) {
+    size_t b = task / s.groups, grp = task % s.groups;
+    size_t c0 = grp * s.per;
+    const float* xg = x.data + (b * s.channels + c0) * s.spatial;
+    size_t n = s.per * s.spatial;
+    double sx = 0, sxx = 0;
+    moments(xg, n, xg[0], sx, sxx);
+    double shifted = sx / static_cast<double>(n);
+    double mean = xg[0] + shifted;
+    double rstd = 1.0 / std::sqrt(std::max(0.0, sxx / static_cast<double>(n) - shifted * shifted) + k->eps);
+    const float* gm = gamma.data + (gammaPerSample ? b * s.channels : 0);
+    const float* bt = beta.data + (betaPerSample ? b * s.channels : 0);
+    for (size_t c = c0; c < c0 + s.per; c++) {
+      float a = static_cast<float>(rstd * gm[c]);
+      float off = static_cast<float>(bt[c] - mean * rstd * gm[c]);
+      const float* xc = x.data + (b * s.channels + c) * s.spatial;
+      float* yc = y.data + (b * s.channels + c) * s.spatial;
+      for (size_t i = 0; i < s.spatial; i++) yc[i] = xc[i] * a + off;
+    }
+  };
+  parallelFor(ctx, s.batch * s.groups, body);
+}
+
+// RowShifts(dy [N, O, H, W]) -> [N, O, kh, H, W], entry (n, o, i, y) = row y - i + top of dy (zeros outside):
+// the kh row shifts a "same" conv's weight gradient multiplies by (a Pad and a Gather, fused).
+struct ShiftKernel {
+  int64_t kh = 1, top = 0;
+};
+
+void* createShiftKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
+  auto* k = new ShiftKernel();
+  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, "kh", &k->kh));
+  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, "top", &k->top));
+  return k;
+}
+
+void destroyShiftKernel(void* k) {
+  delete static_cast<ShiftKernel*>(k);
+}
+
+void computeRowShifts(void* kernel, OrtKernelContext* ctx) {
+  auto* k = static_cast<ShiftKernel*>(kernel);
+  Tensor dy = input(ctx, 0);
+  if (dy.dims.size() != 4 || k->kh < 1) throw std::runtime_error("RowShifts: expected [N, O, H, W] and kh >= 1");
+  int64_t h = dy.dims[2], w = dy.dims[3];
+  Tensor out = output(ctx, 0, {dy.dims[0], dy.dims[1], k->kh, h, w});
+  auto body = [&](size_t plane) {
+    const float* src = dy.data + plane * h * w;
+    float* dst = out.data + plane * k->kh * h * w;
+    for (int64_t i = 0; i < k->kh; i++) {
+      for (int64_t y = 0; y < h; y++) {
+        int64_t sy = y - i + k->top;
+        float* row = dst + (i * h + y) * w;
+        if (sy < 0 || sy >= h) std::memset(row, 0, sizeof(float) * w);
+        else std::memcpy(row, src + sy * w, sizeof(float) * w);
+      }
+    }
+  };
+  parallelFor(ctx, static_cast<size_t>(dy.dims[0] * dy.dims[1]), body);
+}
+
 int floatType(const CustomOp*, size_t) { return 1; }
 size_t oneInput(const CustomOp*) { return 1; }
 size_t twoInputs(const CustomOp*) { return 2; }
@@ -480,14 +588,16 @@ CustomOp makeOp(const char* (*name)(const CustomOp*), size_t (*inputs)(const Cus
                   compute, destroy, required, required, defaultMemory};
 }
 
+CustomOp normOp = makeOp([](const CustomOp*) { return "GroupNorm"; }, threeInputs, computeGroupNorm);
 CustomOp statsOp = makeOp([](const CustomOp*) { return "GroupNormStats"; }, twoInputs, computeGroupNormStats);
 CustomOp inputGradOp = makeOp([](const CustomOp*) { return "GroupNormInputGrad"; }, fourInputs, computeGroupNormInputGrad);
 CustomOp siluGradOp = makeOp([](const CustomOp*) { return "SiluGrad"; }, threeInputs, computeSiluGrad, createPlainKernel);
+CustomOp shiftOp = makeOp([](const CustomOp*) { return "RowShifts"; }, oneInput, computeRowShifts, createShiftKernel, destroyShiftKernel);
 CustomOp padOp = makeOp([](const CustomOp*) { return "PadHW"; }, oneInput, computePadHW, createPadKernel, destroyPadKernel);
 
 std::string registerOps() {
   std::string err = check(fn<OrtStatus* (*)(const char*, OrtCustomOpDomain**)>(kCreateCustomOpDomain)("ai.imagen_ts", &opDomain));
-  for (CustomOp* op : {&statsOp, &inputGradOp, &siluGradOp, &padOp}) {
+  for (CustomOp* op : {&normOp, &statsOp, &inputGradOp, &siluGradOp, &padOp, &shiftOp}) {
     if (err.empty()) err = check(fn<OrtStatus* (*)(OrtCustomOpDomain*, const CustomOp*)>(kCustomOpDomainAdd)(opDomain, op));
   }
   return err;

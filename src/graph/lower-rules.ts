@@ -178,13 +178,13 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
     // A "same" conv: xpad[y + i, x + j] = x[y + i - pt, x + j - pl], so with Xh_j = x shifted by j - pl
     // columns and Dv_i = dy shifted by i - pt rows (zero filled), dW[o, c, i, j] = sum over n, p of
     // Dv_i[n, o, p] * Xh_j[n, c, p]. The kh row shifts of dy are stacked by one Gather over dy padded by
-    // kh - 1 - pt rows on top and pt below (D[n, o, i, y] = dyp[n, o, y + kh - 1 - i]); the column shifts
+    // kh - 1 - pt rows on top and pt below (D[n, o, i, y] = dyp[n, o, y + kh - 1 - i]), or by one RowShifts
+    // kernel (D[n, o, i, y] = dy[n, o, y - i + pt]) on the native binding; the column shifts
     // of x are Pads with a negative pad cropping the far side; one product D [N, O*kh, P] x Xh_j^T per j.
     const [pt, pl] = [g.pad[0], g.pad[1]];
-    const dyp = padHW(ctx, dy, [kh - 1 - pt, 0, pt, 0]);
-    const rows: number[] = [];
-    for (let i = 0; i < kh; i++) for (let y = 0; y < h; y++) rows.push(y + kh - 1 - i);
-    const stackedDy = ctx.op("Gather", [dyp, ctx.constI64Shaped(rows, [kh, h])], { axis: { type: "int", value: 2 } }); // [N, O, kh, H, W]
+    const stackedDy = ctx.fusedOps // [N, O, kh, H, W]
+      ? ctx.op("RowShifts", [dy], { kh: { type: "int", value: kh }, top: { type: "int", value: pt } }, imagenDomain)
+      : ctx.op("Gather", [padHW(ctx, dy, [kh - 1 - pt, 0, pt, 0]), ctx.constI64Shaped(shiftRows(kh, h), [kh, h])], { axis: { type: "int", value: 2 } });
     const d = ctx.op("Reshape", [stackedDy, ctx.constI64([0, o * kh, -1])]);
     const parts: string[] = [];
     for (let j = 0; j < kw; j++) {
@@ -290,6 +290,13 @@ function padHW(ctx: EmitContext, v: string, [top, left, bottom, right]: readonly
   return ctx.op("PadHW", [v], { top: int(top), left: int(left), bottom: int(bottom), right: int(right) }, imagenDomain);
 }
 
+/** Rows of dy padded by kh - 1 - top rows above: shift i's row y is padded row y + kh - 1 - i. */
+function shiftRows(kh: number, h: number): number[] {
+  const rows: number[] = [];
+  for (let i = 0; i < kh; i++) for (let y = 0; y < h; y++) rows.push(y + kh - 1 - i);
+  return rows;
+}
+
 /** A node's inputs by tensor id -> their ONNX names, for EmitContext.lowerGraph. */
 function boundInputs(n: Tensor, names: readonly string[]): Map<number, string> {
   return new Map(n.inputs.map((t, i) => [t.id, names[i]]));
@@ -357,6 +364,11 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   },
   softmax: (ctx, n, [x]) => ctx.op("Softmax", [x], { axis: { type: "int", value: n.attrs.axis } }),
   groupNormalize: (ctx, n, [x, gamma, beta]) => {
+    if (ctx.fusedOps && gamma !== undefined) {
+      // One kernel for the normalisation and the affine (two passes over x, where these were seven).
+      const { groups, eps } = n.attrs;
+      return ctx.op("GroupNorm", [x, gamma, beta], { groups: { type: "int", value: groups }, eps: { type: "float", value: eps } }, imagenDomain);
+    }
     const normed = lowerGroupNormalize(ctx, n, x);
     if (gamma === undefined) return normed;
     // [C] -> [C, 1, ...]; a per-sample [B, C] -> [B, C, 1, ...]

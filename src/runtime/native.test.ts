@@ -66,7 +66,7 @@ test("a session released while a run is in flight finishes that run, then refuse
   await assert.rejects(() => binding.createSession(new Uint8Array([1, 2, 3]), { threads: 1, optimization: 99, memPattern: true, config: [] }), /protobuf|parse|model/i);
 });
 
-test("the fused kernels (GroupNorm and SiLU backward, spatial pads) match their decomposed lowerings at full vector widths", async (t) => {
+test("the fused kernels (GroupNorm forward and backward, SiLU backward, spatial pads, row shifts) match their decomposed lowerings at full vector widths", async (t) => {
   if (!nativeBinding()) return t.skip(nativeStatus().detail);
   // 17x17 = 289 values per plane: eighteen 16-lane vectors and a remainder; 8 groups of 3 channels; a 3x3
   // "same" conv, whose weight gradient crops and pads columns and rows; a pad of the spatial axes.
@@ -76,17 +76,18 @@ test("the fused kernels (GroupNorm and SiLU backward, spatial pads) match their 
     const padded = g.pad(y, [0, 0, 2, 0, 0, 0, 1, 1]); // [2, 24, 20, 18]
     const loss = g.add(g.sum(g.mul(g.conv2d(y, k, undefined, { padding: 1 }), r)), g.sum(g.mul(padded, q)));
     const [dx, dw, db, dk] = grad(loss, [x, w, b, k]);
-    return { dx, dw, db, dk, padded };
+    return { y, dx, dw, db, dk, padded };
   };
   const [fused, plain] = [await compile(fn, specs, { native: true }), await compile(fn, specs, { native: false })];
   const text = new TextDecoder("latin1").decode(fused.model.bytes);
-  for (const op of ["GroupNormStats", "GroupNormInputGrad", "SiluGrad", "PadHW"]) assert.ok(text.includes(op), `the native graph uses ${op}`);
+  for (const op of ["GroupNorm", "GroupNormStats", "GroupNormInputGrad", "SiluGrad", "PadHW", "RowShifts"]) assert.ok(text.includes(op), `the native graph uses ${op}`);
   assert.ok(!new TextDecoder("latin1").decode(plain.model.bytes).includes("ai.imagen_ts"), "onnxruntime-node's graph has no imagen-ts kernels");
   const rng = new Rng(4);
-  const draw = (shape: number[]) => ({ data: rng.normal(shape.reduce((a, d) => a * d, 1)).map((v) => 3 * v + 1), shape }); // off-centre, so a one-pass variance would show
-  const feeds = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, draw(s.shape)]));
+  const draw = (shape: number[], offset = 0) => ({ data: rng.normal(shape.reduce((a, d) => a * d, 1)).map((v) => 2 * v + offset), shape });
+  // x far off centre (mean 30, std 2): a one-pass variance without a shift would lose digits to cancellation.
+  const feeds = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, draw(s.shape, k === "x" ? 30 : 0)]));
   const [a, p] = [await fused.run(feeds as never), await plain.run(feeds as never)] as Record<string, { data: Float32Array }>[];
-  for (const k of ["dx", "dw", "db", "dk", "padded"]) {
+  for (const k of ["y", "dx", "dw", "db", "dk", "padded"]) {
     let [err, scale] = [0, 0];
     p[k].data.forEach((v, i) => {
       err = Math.max(err, Math.abs(v - a[k].data[i]));

@@ -42,6 +42,11 @@ export interface SessionOptions {
    * IMAGEN_NATIVE=0 turns it off everywhere.
    */
   native?: boolean;
+  /**
+   * On the native binding, lower GroupNorm, SiLU's backward and spatial pads to imagen-ts' fused kernels
+   * (native/ort_run.cc). Default on; IMAGEN_FUSED=0 turns them off (the graph then runs ORT's own ops only).
+   */
+  fusedKernels?: boolean;
 }
 
 const defaults: Required<Omit<SessionOptions, "optimizedModelPath">> = {
@@ -51,6 +56,7 @@ const defaults: Required<Omit<SessionOptions, "optimizedModelPath">> = {
   nchwc: process.env.IMAGEN_NCHWC !== "0",
   memoryPattern: true,
   native: true,
+  fusedKernels: process.env.IMAGEN_FUSED !== "0",
 };
 
 let nchwcProbe: Promise<number> | undefined;
@@ -309,10 +315,10 @@ function checkFeed(spec: { name: string; shape: Shape; dtype: DType }, t: HostTe
 export async function compileGraph<S, R>(
   outputs: Record<string, Tensor>, inputs: readonly Tensor<"input">[], options: SessionOptions = {}, single = false,
 ): Promise<CompiledGraph<S, R>> {
-  const { provider, nchwc, native } = { ...defaults, ...options };
+  const { provider, nchwc, native, fusedKernels } = { ...defaults, ...options };
   const nchwcBlock = provider === "cpu" && nchwc ? await nchwcBlockSize() : 0;
   // imagen-ts' fused kernels are registered by the native binding only.
-  const fusedOps = provider === "cpu" && native && nativeBinding() !== null && process.env.TMP_FUSED !== "0";
+  const fusedOps = provider === "cpu" && native && fusedKernels && nativeBinding() !== null;
   const model = emitModel(outputs, inputs, { nchwcBlock, fusedOps });
   const { key, session } = await openSession(model.bytes, options);
   return new CompiledGraph<S, R>(model, session, key, single);
