@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       results.push({ name: "fwd.contendedRounds", unit: "count", value: c.contended });
     }
     if (o.only.has("overhead")) {
-      log("engine overhead: CompiledGraph.run vs two raw ort.InferenceSessions on the same bytes, options and feeds, in rotation");
+      log(`engine overhead: CompiledGraph.run vs two raw sessions of its binding (${nativeStatus().active ? "native" : "onnxruntime-node"}) on the same bytes, options and feeds, in rotation`);
       const ov = await engineOverhead(graph, feeds, Math.max(8, 3 * o.rounds), 20);
       const ms = (s: number) => (s * 1e3).toFixed(1);
       log(`  ${ov.cycles} rotations: median ours ${ms(ov.oursMedian)} ms, raw ${ms(ov.rawMedian)} ms -> overhead ${(100 * ov.overhead).toFixed(2)}% `
