@@ -204,15 +204,25 @@ struct GroupNormKernel {
   float eps = 1e-5f;
 };
 
-void* createGroupNormKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
-  auto* k = new GroupNormKernel();
-  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, "groups", &k->groups));
-  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, float*)>(kKernelInfoGetAttributeFloat)(info, "eps", &k->eps));
-  return k;
+// A node's integer / float attribute (left as it was where the node has none).
+void intAttr(const OrtKernelInfo* info, const char* name, int64_t& value) {
+  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, name, &value));
 }
 
-void destroyGroupNormKernel(void* k) {
-  delete static_cast<GroupNormKernel*>(k);
+void floatAttr(const OrtKernelInfo* info, const char* name, float& value) {
+  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, float*)>(kKernelInfoGetAttributeFloat)(info, name, &value));
+}
+
+template <typename K>
+void destroyKernel(void* k) {
+  delete static_cast<K*>(k);
+}
+
+void* createGroupNormKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
+  auto* k = new GroupNormKernel();
+  intAttr(info, "groups", k->groups);
+  floatAttr(info, "eps", k->eps);
+  return k;
 }
 
 struct Tensor {
@@ -265,14 +275,16 @@ void parallelFor(OrtKernelContext* ctx, size_t tasks, F& body) {
       ctx, trampoline, tasks, 0, &body));
 }
 
-// Sums over n values of x - shift, (x - shift)^2, g and g * (x - shift): 16 float lanes, folded into doubles
-// every 4096 values. A shift near the mean (the group's first value) keeps the variance from cancelling.
+// Sums over n values of x - shift, (x - shift)^2 and, WithG, g and g * (x - shift): 16 float lanes, folded
+// into doubles every 4096 values. A shift near the mean (the group's first value) keeps the variance from
+// cancelling.
 struct Sums {
   double x = 0, xx = 0, g = 0, gx = 0;
 };
 
 typedef float Lanes __attribute__((vector_size(64)));  // 16 floats (GCC/Clang vector extension)
 
+template <bool WithG>
 void accumulate(const float* x, const float* g, size_t n, float shift, Sums& out) {
   constexpr size_t L = 16;
   Lanes k = {0};
@@ -284,53 +296,29 @@ void accumulate(const float* x, const float* g, size_t n, float shift, Sums& out
     for (; i + L <= end; i += L) {
       Lanes xv, gv;
       std::memcpy(&xv, x + i, sizeof xv);
-      std::memcpy(&gv, g + i, sizeof gv);
       xv -= k;
       sx += xv;
       sxx += xv * xv;
-      sg += gv;
-      sgx += gv * xv;
+      if constexpr (WithG) {
+        std::memcpy(&gv, g + i, sizeof gv);
+        sg += gv;
+        sgx += gv * xv;
+      }
     }
     for (; i < end; i++) {
       float xv = x[i] - shift;
       sx[0] += xv;
       sxx[0] += xv * xv;
-      sg[0] += g[i];
-      sgx[0] += g[i] * xv;
+      if constexpr (WithG) {
+        sg[0] += g[i];
+        sgx[0] += g[i] * xv;
+      }
     }
     for (size_t l = 0; l < L; l++) {
       out.x += sx[l];
       out.xx += sxx[l];
       out.g += sg[l];
       out.gx += sgx[l];
-    }
-  }
-}
-
-// Sums over n values of x - shift and its square, as accumulate() does.
-void moments(const float* x, size_t n, float shift, double& sx, double& sxx) {
-  constexpr size_t L = 16;
-  Lanes k = {0};
-  k += shift;
-  size_t i = 0;
-  while (i < n) {
-    size_t end = std::min(n, i + 4096);
-    Lanes a = {0}, aa = {0};
-    for (; i + L <= end; i += L) {
-      Lanes xv;
-      std::memcpy(&xv, x + i, sizeof xv);
-      xv -= k;
-      a += xv;
-      aa += xv * xv;
-    }
-    for (; i < end; i++) {
-      float xv = x[i] - shift;
-      a[0] += xv;
-      aa[0] += xv * xv;
-    }
-    for (size_t l = 0; l < L; l++) {
-      sx += a[l];
-      sxx += aa[l];
     }
   }
 }
@@ -366,7 +354,7 @@ void computeGroupNormStats(void* kernel, OrtKernelContext* ctx) {
     float shift = x.data[(b * s.channels + c0) * s.spatial];
     for (size_t c = 0; c < s.per; c++) {
       size_t at = (b * s.channels + c0 + c) * s.spatial;
-      accumulate(x.data + at, g.data + at, s.spatial, shift, ch[c]);
+      accumulate<true>(x.data + at, g.data + at, s.spatial, shift, ch[c]);
       sx += ch[c].x;
       sxx += ch[c].xx;
     }
@@ -457,18 +445,29 @@ struct PadKernel {
 
 void* createPadKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
   auto* k = new PadKernel();
-  auto get = [&](const char* name, int64_t* v) {
-    check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, name, v));
-  };
-  get("top", &k->top);
-  get("left", &k->left);
-  get("bottom", &k->bottom);
-  get("right", &k->right);
+  intAttr(info, "top", k->top);
+  intAttr(info, "left", k->left);
+  intAttr(info, "bottom", k->bottom);
+  intAttr(info, "right", k->right);
   return k;
 }
 
-void destroyPadKernel(void* k) {
-  delete static_cast<PadKernel*>(k);
+// Writes the plane src [h, w] into dst [ho, wo] moved down by `top` rows and right by `left` columns (either
+// negative to move up or left), zeros where nothing lands.
+void shiftPlane(const float* src, int64_t h, int64_t w, float* dst, int64_t ho, int64_t wo, int64_t top, int64_t left) {
+  // Output columns [c0, c1) come from input columns [c0 - left, c1 - left).
+  int64_t c0 = std::max<int64_t>(0, left), c1 = std::min<int64_t>(wo, w + left);
+  for (int64_t y = 0; y < ho; y++) {
+    int64_t sy = y - top;
+    float* row = dst + y * wo;
+    if (sy < 0 || sy >= h || c1 <= c0) {
+      std::memset(row, 0, sizeof(float) * wo);
+      continue;
+    }
+    if (c0 > 0) std::memset(row, 0, sizeof(float) * c0);
+    std::memcpy(row + c0, src + sy * w + (c0 - left), sizeof(float) * (c1 - c0));
+    if (c1 < wo) std::memset(row + c1, 0, sizeof(float) * (wo - c1));
+  }
 }
 
 void computePadHW(void* kernel, OrtKernelContext* ctx) {
@@ -479,23 +478,7 @@ void computePadHW(void* kernel, OrtKernelContext* ctx) {
   int64_t ho = h + k->top + k->bottom, wo = w + k->left + k->right;
   if (ho < 0 || wo < 0) throw std::runtime_error("PadHW: crops more than the input has");
   Tensor out = output(ctx, 0, {x.dims[0], x.dims[1], ho, wo});
-  // Output columns [c0, c1) come from input columns [c0 - left, c1 - left); the rest are zeros.
-  int64_t c0 = std::max<int64_t>(0, k->left), c1 = std::min<int64_t>(wo, w + k->left);
-  auto body = [&](size_t plane) {
-    const float* src = x.data + plane * h * w;
-    float* dst = out.data + plane * ho * wo;
-    for (int64_t y = 0; y < ho; y++) {
-      int64_t sy = y - k->top;
-      float* row = dst + y * wo;
-      if (sy < 0 || sy >= h || c1 <= c0) {
-        std::memset(row, 0, sizeof(float) * wo);
-        continue;
-      }
-      if (c0 > 0) std::memset(row, 0, sizeof(float) * c0);
-      std::memcpy(row + c0, src + sy * w + (c0 - k->left), sizeof(float) * (c1 - c0));
-      if (c1 < wo) std::memset(row + c1, 0, sizeof(float) * (wo - c1));
-    }
-  };
+  auto body = [&](size_t plane) { shiftPlane(x.data + plane * h * w, h, w, out.data + plane * ho * wo, ho, wo, k->top, k->left); };
   parallelFor(ctx, static_cast<size_t>(x.dims[0] * x.dims[1]), body);
 }
 
@@ -515,11 +498,11 @@ void computeGroupNorm(void* kernel, OrtKernelContext* ctx) {
     size_t c0 = grp * s.per;
     const float* xg = x.data + (b * s.channels + c0) * s.spatial;
     size_t n = s.per * s.spatial;
-    double sx = 0, sxx = 0;
-    moments(xg, n, xg[0], sx, sxx);
-    double shifted = sx / static_cast<double>(n);
+    Sums m;
+    accumulate<false>(xg, nullptr, n, xg[0], m);
+    double shifted = m.x / static_cast<double>(n);
     double mean = xg[0] + shifted;
-    double rstd = 1.0 / std::sqrt(std::max(0.0, sxx / static_cast<double>(n) - shifted * shifted) + k->eps);
+    double rstd = 1.0 / std::sqrt(std::max(0.0, m.xx / static_cast<double>(n) - shifted * shifted) + k->eps);
     const float* gm = gamma.data + (gammaPerSample ? b * s.channels : 0);
     const float* bt = beta.data + (betaPerSample ? b * s.channels : 0);
     for (size_t c = c0; c < c0 + s.per; c++) {
@@ -541,13 +524,9 @@ struct ShiftKernel {
 
 void* createShiftKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
   auto* k = new ShiftKernel();
-  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, "kh", &k->kh));
-  check(fn<OrtStatus* (*)(const OrtKernelInfo*, const char*, int64_t*)>(kKernelInfoGetAttributeInt64)(info, "top", &k->top));
+  intAttr(info, "kh", k->kh);
+  intAttr(info, "top", k->top);
   return k;
-}
-
-void destroyShiftKernel(void* k) {
-  delete static_cast<ShiftKernel*>(k);
 }
 
 void computeRowShifts(void* kernel, OrtKernelContext* ctx) {
@@ -557,16 +536,7 @@ void computeRowShifts(void* kernel, OrtKernelContext* ctx) {
   int64_t h = dy.dims[2], w = dy.dims[3];
   Tensor out = output(ctx, 0, {dy.dims[0], dy.dims[1], k->kh, h, w});
   auto body = [&](size_t plane) {
-    const float* src = dy.data + plane * h * w;
-    float* dst = out.data + plane * k->kh * h * w;
-    for (int64_t i = 0; i < k->kh; i++) {
-      for (int64_t y = 0; y < h; y++) {
-        int64_t sy = y - i + k->top;
-        float* row = dst + (i * h + y) * w;
-        if (sy < 0 || sy >= h) std::memset(row, 0, sizeof(float) * w);
-        else std::memcpy(row, src + sy * w, sizeof(float) * w);
-      }
-    }
+    for (int64_t i = 0; i < k->kh; i++) shiftPlane(dy.data + plane * h * w, h, w, out.data + (plane * k->kh + i) * h * w, h, w, i - k->top, 0);
   };
   parallelFor(ctx, static_cast<size_t>(dy.dims[0] * dy.dims[1]), body);
 }
@@ -583,7 +553,7 @@ int defaultMemory(const CustomOp*, size_t) { return 0; }
 
 CustomOp makeOp(const char* (*name)(const CustomOp*), size_t (*inputs)(const CustomOp*), void (*compute)(void*, OrtKernelContext*),
                void* (*create)(const CustomOp*, const OrtApi*, const OrtKernelInfo*) = createGroupNormKernel,
-               void (*destroy)(void*) = destroyGroupNormKernel) {
+               void (*destroy)(void*) = destroyKernel<GroupNormKernel>) {
   return CustomOp{13, create, name, cpuProvider, floatType, inputs, floatType, oneOutput,
                   compute, destroy, required, required, defaultMemory};
 }
@@ -592,8 +562,8 @@ CustomOp normOp = makeOp([](const CustomOp*) { return "GroupNorm"; }, threeInput
 CustomOp statsOp = makeOp([](const CustomOp*) { return "GroupNormStats"; }, twoInputs, computeGroupNormStats);
 CustomOp inputGradOp = makeOp([](const CustomOp*) { return "GroupNormInputGrad"; }, fourInputs, computeGroupNormInputGrad);
 CustomOp siluGradOp = makeOp([](const CustomOp*) { return "SiluGrad"; }, threeInputs, computeSiluGrad, createPlainKernel);
-CustomOp shiftOp = makeOp([](const CustomOp*) { return "RowShifts"; }, oneInput, computeRowShifts, createShiftKernel, destroyShiftKernel);
-CustomOp padOp = makeOp([](const CustomOp*) { return "PadHW"; }, oneInput, computePadHW, createPadKernel, destroyPadKernel);
+CustomOp shiftOp = makeOp([](const CustomOp*) { return "RowShifts"; }, oneInput, computeRowShifts, createShiftKernel, destroyKernel<ShiftKernel>);
+CustomOp padOp = makeOp([](const CustomOp*) { return "PadHW"; }, oneInput, computePadHW, createPadKernel, destroyKernel<PadKernel>);
 
 std::string registerOps() {
   std::string err = check(fn<OrtStatus* (*)(const char*, OrtCustomOpDomain**)>(kCreateCustomOpDomain)("ai.imagen_ts", &opDomain));
