@@ -49,14 +49,13 @@ export interface SessionOptions {
   fusedKernels?: boolean;
 }
 
-const defaults: Required<Omit<SessionOptions, "optimizedModelPath">> = {
+const defaults: Required<Omit<SessionOptions, "optimizedModelPath" | "fusedKernels">> = {
   threads: envThreads() ?? availableParallelism(),
   provider: "cpu",
   optimization: "all",
   nchwc: process.env.IMAGEN_NCHWC !== "0",
   memoryPattern: true,
   native: true,
-  fusedKernels: process.env.IMAGEN_FUSED !== "0",
 };
 
 let nchwcProbe: Promise<number> | undefined;
@@ -315,7 +314,8 @@ function checkFeed(spec: { name: string; shape: Shape; dtype: DType }, t: HostTe
 export async function compileGraph<S, R>(
   outputs: Record<string, Tensor>, inputs: readonly Tensor<"input">[], options: SessionOptions = {}, single = false,
 ): Promise<CompiledGraph<S, R>> {
-  const { provider, nchwc, native, fusedKernels } = { ...defaults, ...options };
+  const { provider, nchwc, native } = { ...defaults, ...options };
+  const fusedKernels = options.fusedKernels ?? process.env.IMAGEN_FUSED !== "0";
   const nchwcBlock = provider === "cpu" && nchwc ? await nchwcBlockSize() : 0;
   // imagen-ts' fused kernels are registered by the native binding only.
   const fusedOps = provider === "cpu" && native && fusedKernels && nativeBinding() !== null;
