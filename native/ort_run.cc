@@ -174,8 +174,8 @@ bool getDims(napi_env env, napi_value arr, std::vector<int64_t>& dims) {
 }
 
 
-// ---- Custom ops (domain "ai.imagen_ts"): fused GroupNorm (forward and backward), SiLU backward and spatial pads,
-// on ORT's intra-op threads ----
+// ---- Custom ops (domain "ai.imagen_ts"): fused GroupNorm (forward and backward), SiLU backward, spatial pads and
+// row shifts, the optimizer's updates; on ORT's intra-op threads ----
 struct OrtKernelInfo;
 struct OrtKernelContext;
 struct OrtCustomOpDomain;
@@ -415,22 +415,57 @@ void computeGroupNormInputGrad(void* kernel, OrtKernelContext* ctx) {
   parallelFor(ctx, s.batch * s.groups, body);
 }
 
+// Elementwise kernels over n values in blocks of 16384 on ORT's threads: f(i) for each index.
+template <typename F>
+void elementwise(OrtKernelContext* ctx, size_t n, F f) {
+  constexpr size_t block = 16384;
+  auto body = [&](size_t task) {
+    size_t end = std::min(n, (task + 1) * block);
+    for (size_t i = task * block; i < end; i++) f(i);
+  };
+  parallelFor(ctx, (n + block - 1) / block, body);
+}
+
 // SiluGrad(s, y, g) -> g * (s + y * (1 - s)): SiLU's backward from its sigmoid s and output y, all one shape.
 void computeSiluGrad(void*, OrtKernelContext* ctx) {
   Tensor s = input(ctx, 0), y = input(ctx, 1), g = input(ctx, 2);
   size_t n = s.count();
   if (y.count() != n || g.count() != n) throw std::runtime_error("SiluGrad: inputs differ in size");
   Tensor dx = output(ctx, 0, s.dims);
-  constexpr size_t block = 16384;
-  auto body = [&](size_t task) {
-    size_t end = std::min(n, (task + 1) * block);
-    const float* sp = s.data;
-    const float* yp = y.data;
-    const float* gp = g.data;
-    float* d = dx.data;
-    for (size_t i = task * block; i < end; i++) d[i] = gp[i] * (sp[i] + yp[i] * (1.0f - sp[i]));
-  };
-  parallelFor(ctx, (n + block - 1) / block, body);
+  const float* sp = s.data;
+  const float* yp = y.data;
+  const float* gp = g.data;
+  float* d = dx.data;
+  elementwise(ctx, n, [=](size_t i) { d[i] = gp[i] * (sp[i] + yp[i] * (1.0f - sp[i])); });
+}
+
+// Axpby(a, b, alpha, beta) -> alpha * a + beta * b (alpha, beta 0-D): the optimizer's moment and EMA updates.
+void computeAxpby(void*, OrtKernelContext* ctx) {
+  Tensor a = input(ctx, 0), b = input(ctx, 1), alpha = input(ctx, 2), beta = input(ctx, 3);
+  size_t n = a.count();
+  if (b.count() != n || alpha.count() != 1 || beta.count() != 1) throw std::runtime_error("Axpby: a and b differ in size or alpha, beta are not scalars");
+  Tensor out = output(ctx, 0, a.dims);
+  const float al = alpha.data[0], be = beta.data[0];
+  const float* ap = a.data;
+  const float* bp = b.data;
+  float* op = out.data;
+  elementwise(ctx, n, [=](size_t i) { op[i] = al * ap[i] + be * bp[i]; });
+}
+
+// AdamwParam(p, m, v, step, eps, decay) -> p * decay - step * m / (sqrt(v) + eps) (the last three 0-D).
+void computeAdamwParam(void*, OrtKernelContext* ctx) {
+  Tensor p = input(ctx, 0), m = input(ctx, 1), v = input(ctx, 2), step = input(ctx, 3), eps = input(ctx, 4), decay = input(ctx, 5);
+  size_t n = p.count();
+  if (m.count() != n || v.count() != n || step.count() != 1 || eps.count() != 1 || decay.count() != 1) {
+    throw std::runtime_error("AdamwParam: p, m, v differ in size or step, eps, decay are not scalars");
+  }
+  Tensor out = output(ctx, 0, p.dims);
+  const float st = step.data[0], ep = eps.data[0], de = decay.data[0];
+  const float* pp = p.data;
+  const float* mp = m.data;
+  const float* vp = v.data;
+  float* op = out.data;
+  elementwise(ctx, n, [=](size_t i) { op[i] = pp[i] * de - (mp[i] * st) / (std::sqrt(vp[i]) + ep); });
 }
 
 void* createPlainKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo*) {
@@ -546,6 +581,7 @@ size_t oneInput(const CustomOp*) { return 1; }
 size_t twoInputs(const CustomOp*) { return 2; }
 size_t threeInputs(const CustomOp*) { return 3; }
 size_t fourInputs(const CustomOp*) { return 4; }
+size_t sixInputs(const CustomOp*) { return 6; }
 size_t oneOutput(const CustomOp*) { return 1; }
 const char* cpuProvider(const CustomOp*) { return "CPUExecutionProvider"; }
 int required(const CustomOp*, size_t) { return 0; }
@@ -563,11 +599,13 @@ CustomOp statsOp = makeOp([](const CustomOp*) { return "GroupNormStats"; }, twoI
 CustomOp inputGradOp = makeOp([](const CustomOp*) { return "GroupNormInputGrad"; }, fourInputs, computeGroupNormInputGrad);
 CustomOp siluGradOp = makeOp([](const CustomOp*) { return "SiluGrad"; }, threeInputs, computeSiluGrad, createPlainKernel);
 CustomOp shiftOp = makeOp([](const CustomOp*) { return "RowShifts"; }, oneInput, computeRowShifts, createShiftKernel, destroyKernel<ShiftKernel>);
+CustomOp axpbyOp = makeOp([](const CustomOp*) { return "Axpby"; }, fourInputs, computeAxpby, createPlainKernel);
+CustomOp adamwOp = makeOp([](const CustomOp*) { return "AdamwParam"; }, sixInputs, computeAdamwParam, createPlainKernel);
 CustomOp padOp = makeOp([](const CustomOp*) { return "PadHW"; }, oneInput, computePadHW, createPadKernel, destroyKernel<PadKernel>);
 
 std::string registerOps() {
   std::string err = check(fn<OrtStatus* (*)(const char*, OrtCustomOpDomain**)>(kCreateCustomOpDomain)("ai.imagen_ts", &opDomain));
-  for (CustomOp* op : {&normOp, &statsOp, &inputGradOp, &siluGradOp, &padOp, &shiftOp}) {
+  for (CustomOp* op : {&normOp, &statsOp, &inputGradOp, &siluGradOp, &padOp, &shiftOp, &axpbyOp, &adamwOp}) {
     if (err.empty()) err = check(fn<OrtStatus* (*)(OrtCustomOpDomain*, const CustomOp*)>(kCustomOpDomainAdd)(opDomain, op));
   }
   return err;

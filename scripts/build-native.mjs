@@ -23,7 +23,7 @@ if (process.platform !== "linux") skip(`platform ${process.platform}`);
 if (!headers) skip("Node's headers (node_api.h) not found");
 mkdirSync(dirname(out), { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
-const args = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unused-function",
+const args = ["-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unused-function",
   `-I${headers}`, "-DNODE_GYP_MODULE_NAME=ort_run", source, "-o", tmp, "-ldl"];
 const r = spawnSync(compiler, args, { stdio: ["ignore", "inherit", "inherit"] });
 if (r.error) skip(`${compiler}: ${r.error.message}`);

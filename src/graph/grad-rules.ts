@@ -4,7 +4,7 @@ import type { Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
 import { constant, make } from "./build.js";
 import { grad } from "./autodiff.js";
-import { groupNormInputGradDecomposed, groupNormStatsDecomposed, siluGradDecomposed } from "./fused-grads.js";
+import { adamwParamDecomposed, groupNormInputGradDecomposed, groupNormStatsDecomposed, siluGradDecomposed } from "./fused.js";
 import {
   add, cos, div, mean, reciprocal, sqrt, equal, exp, expand, flip, gather, less, mT, matmul, mul, neg, pad, reshape, sign, sin,
   sigmoid, slice, square, sub, sum, transpose, where,
@@ -85,6 +85,11 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
   },
   // One fused pass where the native binding runs the graph (siluGrad); the Sigmoid is shared with the forward's.
   silu: (n, g) => [make("siluGrad", [sigmoid(n.inputs[0]), n, g], {})],
+  axpby: (n, g) => {
+    const [a, b, alpha, beta] = n.inputs;
+    return [mul(g, alpha), mul(g, beta), sum(mul(g, a)), sum(mul(g, b))];
+  },
+  adamwParam: (n, g) => viaDecomposition(n, g, ([p, m, v, step, eps, decay]) => adamwParamDecomposed(p, m, v, step, eps, decay)),
   siluGrad: (n, g) => viaDecomposition(n, g, ([s, y, gy]) => siluGradDecomposed(s, y, gy)),
   cast: (n, g) => [n.inputs[0].dtype === "float32" && n.dtype === "float32" ? g : null],
   matmul: (n, g) => {
@@ -169,7 +174,7 @@ export const gradRules: { [K in Op]: GradRule<K> } = {
     const gy = mul(g, n);
     return [sub(gy, mul(n, sum(gy, n.attrs.axis, true)))];
   },
-  // GroupNorm's backward in two fused primitives (src/graph/fused-grads.ts): per-channel sums of g and g * xhat
+  // GroupNorm's backward in two fused primitives (src/graph/fused.ts): per-channel sums of g and g * xhat
   // (which are dbeta and dgamma per sample) with the group statistics, then dx from them in one pass.
   groupNormalize: (n, g) => {
     const [x, gamma, beta] = n.inputs;

@@ -340,6 +340,10 @@ export const evalRules: { [K in Op]: EvalRule<K> } = {
     }
     return { shape: [...x.shape], data: out, dtype: "float32" };
   },
+  axpby: ([a, b, alpha, beta]) => ({ shape: [...a.shape], data: a.data.map((v, i) => alpha.data[0] * v + beta.data[0] * b.data[i]), dtype: "float32" }),
+  adamwParam: ([p, m, v, step, eps, decay]) => ({
+    shape: [...p.shape], data: p.data.map((pv, i) => pv * decay.data[0] - (step.data[0] * m.data[i]) / (Math.sqrt(v.data[i]) + eps.data[0])), dtype: "float32",
+  }),
   siluGrad: ([s, y, g]) => ({ shape: [...s.shape], data: s.data.map((sv, i) => g.data[i] * (sv + y.data[i] * (1 - sv))), dtype: "float32" }),
   groupNormStats: ([x, g], { groups, eps }) => {
     const [b, c] = x.shape;

@@ -3,7 +3,7 @@
 import type { Conv2dGeometry, Op } from "./ops.js";
 import { binaryOps, unaryOps } from "./ops.js";
 import { imagenDomain, msDomain, nchwcDomain, type EmitContext } from "./emit.js";
-import { groupNormInputGradDecomposed, groupNormStatsDecomposed, siluGradDecomposed } from "./fused-grads.js";
+import { adamwParamDecomposed, axpbyDecomposed, groupNormInputGradDecomposed, groupNormStatsDecomposed, siluGradDecomposed } from "./fused.js";
 import { productDim, type Dim, type Tensor } from "./tensor.js";
 
 export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
@@ -376,6 +376,16 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
     const perChannel = ctx.constI64([n.shape[1] as number, ...spatial.map(() => 1)]);
     const place = (t: string, rank: number) => (rank === 2 ? ctx.op("Unsqueeze", [t, ctx.constI64(spatial)]) : ctx.op("Reshape", [t, perChannel]));
     return ctx.op("Add", [ctx.op("Mul", [normed, place(gamma, n.inputs[1].rank)]), place(beta, n.inputs[2].rank)]);
+  },
+  axpby: (ctx, n, ins) => {
+    if (ctx.fusedOps) return ctx.op("Axpby", ins, undefined, imagenDomain);
+    const [a, b, alpha, beta] = n.inputs;
+    return ctx.lowerGraph(axpbyDecomposed(a, b, alpha, beta), boundInputs(n, ins));
+  },
+  adamwParam: (ctx, n, ins) => {
+    if (ctx.fusedOps) return ctx.op("AdamwParam", ins, undefined, imagenDomain);
+    const [p, m, v, step, eps, decay] = n.inputs;
+    return ctx.lowerGraph(adamwParamDecomposed(p, m, v, step, eps, decay), boundInputs(n, ins));
   },
   siluGrad: (ctx, n, ins) => {
     if (ctx.fusedOps) return ctx.op("SiluGrad", ins, undefined, imagenDomain);

@@ -28,6 +28,10 @@ export interface OpAttrs {
    * s = sigmoid(x), instead of the product rule over mul and sigmoid (two fewer full passes in training).
    */
   silu: Empty;
+  /** alpha * a + beta * b: a and b of one shape, alpha and beta 0-D (inputs 2 and 3). src/graph/fused.ts */
+  axpby: Empty;
+  /** AdamW's parameter update (p, m, v of one shape; step, eps, decay 0-D): p * decay - step * m / (sqrt(v) + eps). */
+  adamwParam: Empty;
   /** SiLU's backward from its sigmoid s, its output y and the cotangent g (one shape): g * (s + y * (1 - s)). */
   siluGrad: Empty;
   cast: { to: DType };
@@ -64,7 +68,7 @@ export interface OpAttrs {
    */
   groupNormalize: { groups: number; eps: number };
   /**
-   * GroupNorm's backward, part 1 (src/graph/fused-grads.ts): x and the cotangent g, both [B, C, ...] -> [B, 4, C]
+   * GroupNorm's backward, part 1 (src/graph/fused.ts): x and the cotangent g, both [B, C, ...] -> [B, 4, C]
    * rows p (sum of g * xhat), q (sum of g), the group mean and the reciprocal std, per sample and channel.
    */
   groupNormStats: { groups: number; eps: number };
@@ -97,7 +101,7 @@ export const comparisonOps: ReadonlySet<Op> = new Set<Op>(["less", "greater", "e
 
 /** Every op, listed once; tests walk this list to prove each op has every rule and a check. */
 export const allOps: readonly Op[] = [
-  "input", "constant", ...unaryOps, ...binaryOps, "where", "silu", "siluGrad", "cast", "matmul", "conv", "convTranspose",
+  "input", "constant", ...unaryOps, ...binaryOps, "where", "silu", "siluGrad", "axpby", "adamwParam", "cast", "matmul", "conv", "convTranspose",
   "convWeightGrad", "reduceSum", "reduceMax", "reshape", "transpose", "expand", "slice", "flip", "concat",
   "pad", "gather", "scatterAdd", "softmax", "groupNormalize", "groupNormStats", "groupNormInputGrad", "upsampleNearest", "stopGradient", "dimSize",
 ];

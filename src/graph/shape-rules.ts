@@ -49,6 +49,14 @@ function checkGroupedInput(op: string, inputs: readonly Tensor[], groups: number
     && x.shape.slice(1).every((d) => typeof d === "number"), op, inputs, () => `expected [B, C, ...] with static C divisible by groups ${groups} and static axes 1..`);
 }
 
+/** `n` float tensors of one shape, then 0-D float scalars: the shape of the first. */
+function scalarsAfter(op: string, inputs: readonly Tensor[], n: number): { shape: Shape; dtype: DType } {
+  floatOnly(op, inputs);
+  check(inputs.slice(0, n).every((t) => sameDims(t, inputs[0])) && inputs.slice(n).every((t) => t.rank === 0),
+    op, inputs, () => `expected ${n} tensors of one shape, then scalars`);
+  return { shape: inputs[0].shape, dtype: "float32" };
+}
+
 function floatOnly(op: string, inputs: readonly Tensor[]): void {
   for (const t of inputs) check(t.dtype === "float32", op, inputs, () => `expected float32 inputs, got ${t.dtype}`);
 }
@@ -256,6 +264,8 @@ export const shapeRules: { [K in Op]: ShapeRule<K> } = {
       "groupNormalize", inputs, () => `expected x alone or x, gamma and beta each [${c}] or [${String(x.shape[0])}, ${c}]`);
     return { shape: x.shape, dtype: "float32" };
   },
+  axpby: (inputs) => scalarsAfter("axpby", inputs, 2),
+  adamwParam: (inputs) => scalarsAfter("adamwParam", inputs, 3),
   siluGrad: (inputs) => {
     floatOnly("siluGrad", inputs);
     check(inputs.length === 3 && inputs.every((t) => sameDims(t, inputs[0])), "siluGrad", inputs, () => "expected s, y and g of one shape");

@@ -3,6 +3,7 @@
 import { ValueError } from "../util/errors.js";
 import { add, div, exp, minimum, mul, sqrt, square, sub, sum } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
+import { adamwParam, axpby } from "../graph/fused.js";
 
 export interface AdamWConfig {
   lr: number;
@@ -107,18 +108,17 @@ export function adamwUpdate(
   p: Tensor, g: Tensor, m: Tensor, v: Tensor, sh: AdamWShared, cfg: ReturnType<typeof checkAdamW>, decay: boolean, gSquared?: Tensor,
   lrScale = 1,
 ): { p: Tensor; m: Tensor; v: Tensor } {
-  const m1 = add(mul(m, cfg.beta1), mul(g, sh.gWeight));
-  const v1 = add(mul(v, cfg.beta2), mul(gSquared ?? square(g), sh.g2Weight));
+  // One pass each where the native binding runs the graph (src/graph/fused.ts), ORT's ops elsewhere.
+  const m1 = axpby(m, g, cfg.beta1, sh.gWeight);
+  const v1 = axpby(v, gSquared ?? square(g), cfg.beta2, sh.g2Weight);
   const [stepScaled, decayFactor] = lrScale === 1 ? [sh.stepScaled, sh.decayFactor]
     : [mul(sh.stepScaled, lrScale), add(mul(sh.decayFactor, lrScale), 1 - lrScale)]; // 1 - scale * lr * wd
-  const update = div(mul(m1, stepScaled), add(sqrt(v1), sh.epsScaled));
-  const decayed = decay && cfg.weightDecay > 0 ? mul(p, decayFactor) : p;
-  return { p: sub(decayed, update), m: m1, v: v1 };
+  return { p: adamwParam(p, m1, v1, stepScaled, sh.epsScaled, decay && cfg.weightDecay > 0 ? decayFactor : 1), m: m1, v: v1 };
 }
 
 /** One EMA step, decay * ema + (1 - decay) * p, with the decay a scalar graph input (it warms up). */
 export function emaUpdate(ema: Tensor, p: Tensor, decay: Tensor): Tensor {
-  return add(p, mul(sub(ema, p), decay));
+  return axpby(ema, p, decay, sub(1, decay));
 }
 
 /**

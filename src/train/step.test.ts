@@ -200,3 +200,48 @@ test("training with outputs written in place (native binding) matches onnxruntim
   inPlace.step.dispose();
   copied.step.dispose();
 });
+
+test("the fused optimizer kernels (native binding) match ORT's own ops over several steps", async (t) => {
+  class Wide extends Module {
+    a: Linear; b: Linear;
+    constructor(rng: Rng) {
+      super();
+      this.a = this.addModule("a", new Linear(64, 600, rng)); // 38,400 weights: three blocks of the kernels' 16,384
+      this.b = this.addModule("b", new Linear(600, 3, rng));
+    }
+    forward(x: Tensor): Tensor {
+      return this.b.call(silu(this.a.call(x)));
+    }
+  }
+  const make = async (fusedKernels: boolean) => {
+    const model = new Wide(new Rng(6));
+    const step = await TrainStep.create({
+      model, batch: { x: { shape: [4, 64] }, y: { shape: [4, 3] } },
+      loss: ({ x, y }) => mean(square(sub(model.call(x), y))),
+      optimizer: { lr: 3e-3, weightDecay: 0.1, clipNorm: 0.5, emaDecay: 0.8, lrScales: { "^b\\.": 2 } }, session: { fusedKernels },
+    });
+    return { model, step };
+  };
+  const [fused, plain] = [await make(true), await make(false)];
+  if (!new TextDecoder("latin1").decode(fused.step.graph.model.bytes).includes("AdamwParam")) return t.skip("the native binding is not built here");
+  const rng = new Rng(10);
+  for (let k = 0; k < 5; k++) {
+    const batch = { x: { data: rng.normal(4 * 64), shape: [4, 64] }, y: { data: rng.normal(4 * 3), shape: [4, 3] } };
+    const [ra, rb] = [await fused.step.step(batch), await plain.step.step(batch)];
+    assert.ok(Math.abs(ra.loss - rb.loss) <= 1e-5 * Math.abs(rb.loss), `step ${k + 1}: loss ${ra.loss} vs ${rb.loss}`);
+  }
+  const close = (a: Float32Array, b: Float32Array, what: string) => {
+    let [err, scale] = [0, 0];
+    b.forEach((v, i) => ((err = Math.max(err, Math.abs(v - a[i]))), (scale = Math.max(scale, Math.abs(v)))));
+    assert.ok(err <= 1e-5 * scale, `${what}: differ by ${err} (scale ${scale})`);
+  };
+  const [pb, sa, sb, ea, eb] = [new Map(plain.model.namedParameters()), fused.step.state(), plain.step.state(), fused.step.emaWeights(), plain.step.emaWeights()];
+  for (const [name, p] of fused.model.namedParameters()) {
+    close(p.data, pb.get(name)?.data as Float32Array, name);
+    close(sa.m.get(name) as Float32Array, sb.m.get(name) as Float32Array, `m of ${name}`);
+    close(sa.v.get(name) as Float32Array, sb.v.get(name) as Float32Array, `v of ${name}`);
+    close(ea.get(name) as Float32Array, eb.get(name) as Float32Array, `EMA of ${name}`);
+  }
+  fused.step.dispose();
+  plain.step.dispose();
+});

@@ -1,3 +1,8 @@
+// Primitives that lower to imagen-ts' fused kernels on the native binding (native/ort_run.cc), each spelled
+// out here in other primitives: the lowering elsewhere (onnxruntime-node) and the ops' own gradients.
+// The optimizer's arithmetic: axpby(a, b, alpha, beta) = alpha * a + beta * b (the moment and EMA updates) and
+// adamwParam(p, m, v, step, eps, decay) = p * decay - step * m / (sqrt(v) + eps) (step and eps pre-scaled by the
+// bias corrections, src/train/adamw.ts), scalars as 0-D tensors.
 // SiLU's backward as one primitive, siluGrad(s, y, g) = g * (s + y * (1 - s)) (s the sigmoid, y the output), and
 // GroupNorm's backward as two primitives, so that on the native binding each lowers to one fused kernel
 // (native/ort_run.cc: GroupNormStats, GroupNormInputGrad) instead of ~20 full passes of elementwise ops:
@@ -7,8 +12,27 @@
 //     means of gamma * q and gamma * p; gamma is [C] or per sample [B, C].
 // The functions below spell both out in other primitives: the lowering where the fused kernels are not
 // there (onnxruntime-node), and the two ops' own gradients (by differentiating these).
-import { add, concat, expand, mean, mul, reciprocal, reshape, slice, sqrt, square, sub, sum, unsqueeze } from "./ops-basic.js";
+import { lift, make } from "./build.js";
+import { div, add, concat, expand, mean, mul, reciprocal, reshape, slice, sqrt, square, sub, sum, unsqueeze } from "./ops-basic.js";
 import type { Tensor } from "./tensor.js";
+
+/** alpha * a + beta * b: one pass on the native binding. */
+export function axpby(a: Tensor, b: Tensor, alpha: Tensor | number, beta: Tensor | number): Tensor {
+  return make("axpby", [a, b, lift(alpha), lift(beta)], {});
+}
+
+export function axpbyDecomposed(a: Tensor, b: Tensor, alpha: Tensor, beta: Tensor): Tensor {
+  return add(mul(a, alpha), mul(b, beta));
+}
+
+/** AdamW's parameter update, p * decay - step * m / (sqrt(v) + eps): one pass on the native binding. */
+export function adamwParam(p: Tensor, m: Tensor, v: Tensor, step: Tensor, eps: Tensor, decay: Tensor | number): Tensor {
+  return make("adamwParam", [p, m, v, step, eps, lift(decay)], {});
+}
+
+export function adamwParamDecomposed(p: Tensor, m: Tensor, v: Tensor, step: Tensor, eps: Tensor, decay: Tensor): Tensor {
+  return sub(mul(p, decay), div(mul(m, step), add(sqrt(v), eps)));
+}
 
 export function siluGradDecomposed(s: Tensor, y: Tensor, g: Tensor): Tensor {
   return mul(g, add(s, mul(y, sub(1, s))));
