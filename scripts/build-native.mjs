@@ -3,7 +3,8 @@
 // postinstall. Optional: without a compiler (or on a platform other than Linux) imagen-ts runs every graph
 // through onnxruntime-node instead (the benchmark says which one ran).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,6 +17,7 @@ const compiler = process.env.CXX || "g++";
 
 function skip(reason) {
   rmSync(out, { force: true }); // never leave an older build to be loaded against newer code
+  rmSync(`${out}.sha256`, { force: true });
   console.warn(`imagen-ts: native ONNX Runtime binding not built (${reason}); graphs run through onnxruntime-node instead, without imagen-ts' fused kernels (training steps about 15% slower)`);
   process.exit(0);
 }
@@ -30,3 +32,5 @@ const r = spawnSync(compiler, args, { stdio: ["ignore", "inherit", "inherit"] })
 if (r.error) skip(`${compiler}: ${r.error.message}`);
 if (r.status !== 0) skip(`${compiler} exited with ${r.status}`);
 renameSync(tmp, out);
+// The source's hash beside the build: src/runtime/native.ts loads the binding only while they match.
+writeFileSync(`${out}.sha256`, createHash("sha256").update(readFileSync(source)).digest("hex"));

@@ -3,7 +3,8 @@
 // caller-owned typed arrays instead of copying each into a new ArrayBuffer. Optional: nativeBinding() is null
 // where it was not built (no C++ compiler at install, not Linux) or IMAGEN_NATIVE=0; graphs then run through
 // onnxruntime-node.
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,6 +50,11 @@ function load(): NonNullable<typeof loaded> {
   if (process.env.IMAGEN_NATIVE === "0") return { binding: null, reason: "IMAGEN_NATIVE=0" };
   if (process.platform !== "linux") return { binding: null, reason: `not built on ${process.platform}` };
   if (!existsSync(nativeModulePath)) return { binding: null, reason: "not built (run `node scripts/build-native.mjs`; it needs a C++ compiler)" };
+  const source = join(root, "native", "ort_run.cc");
+  const built = existsSync(`${nativeModulePath}.sha256`) ? readFileSync(`${nativeModulePath}.sha256`, "utf8").trim() : "";
+  if (built !== createHash("sha256").update(readFileSync(source)).digest("hex")) {
+    return { binding: null, reason: "built from another version of native/ort_run.cc (run `node scripts/build-native.mjs`)" };
+  }
   const require = createRequire(import.meta.url);
   const ortIndex = require.resolve("onnxruntime-node");
   const library = join(dirname(ortIndex), "..", "bin", "napi-v6", process.platform, process.arch, "libonnxruntime.so.1");
