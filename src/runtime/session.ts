@@ -131,9 +131,11 @@ class NativeBackend implements Backend {
     const binding = nativeBinding();
     if (!binding) throw new ValueError("run: the native ONNX Runtime binding is no longer loaded");
     const inputs: NativeIo[] = model.inputs.map((spec) => [spec.name, feeds[spec.name].data, onnxTypes[spec.dtype], feeds[spec.name].shape]);
+    const symbols = new Map<string, number>();
+    if (into) for (const i of model.inputs) i.shape.forEach((d, k) => typeof d === "string" && symbols.set(d, feeds[i.name].shape[k]));
     const outputs: NativeIo[] = model.outputs.map((o) => {
       const buf = into?.[o.name];
-      return [o.name, buf ?? null, onnxTypes[o.dtype], buf ? intoShape(o, buf, feeds, model) : []];
+      return [o.name, buf ?? null, onnxTypes[o.dtype], buf ? intoShape(o, buf, symbols) : []];
     });
     const out = await binding.run(this.handle, inputs, outputs);
     const result: Record<string, HostTensor> = {};
@@ -151,10 +153,8 @@ class NativeBackend implements Backend {
 }
 
 /** The shape of an output written into a caller's array: its declared shape with symbols bound by the feeds. */
-function intoShape(o: { name: string; shape: Shape; dtype: DType }, buf: HostData, feeds: Record<string, HostTensor>, model: EmittedModel): number[] {
-  const dims = new Map<string, number>();
-  for (const i of model.inputs) i.shape.forEach((d, k) => typeof d === "string" && dims.set(d, feeds[i.name].shape[k]));
-  const shape = o.shape.map((d) => (typeof d === "number" ? d : dims.get(d) ?? -1));
+function intoShape(o: { name: string; shape: Shape; dtype: DType }, buf: HostData, symbols: ReadonlyMap<string, number>): number[] {
+  const shape = o.shape.map((d) => (typeof d === "number" ? d : symbols.get(d) ?? -1));
   const size = shape.reduce((p, d) => p * d, 1);
   if (shape.includes(-1) || size !== buf.length || dtypeOfData(buf) !== o.dtype) {
     throw new ValueError(`run: the array given for output "${o.name}" holds ${buf.length} ${dtypeOfData(buf)} values; the output is ${fmtShape(o.shape)} ${o.dtype}${shape.includes(-1) ? " (a size the inputs do not fix)" : ` (${size} values)`}`);

@@ -159,7 +159,11 @@ export class TrainStep<S extends Record<string, InputSpec>> {
     }
   }
 
-  /** Runs one step on `batch`; the model's parameters are updated in place (their arrays replaced). */
+  /**
+   * Runs one step on `batch`; the model's parameters are updated in place (their arrays replaced). On the
+   * native binding the arrays of two steps before are written over: copy a parameter's, a moment's or an EMA
+   * array (`.slice()`) to keep it past the next step.
+   */
   async step(batch: { [K in keyof S]: HostTensor }, lr = this.config.lr): Promise<StepResult> {
     if (!Number.isFinite(lr) || lr < 0) throw new ValueError(`TrainStep lr: expected a finite number >= 0, got ${lr}`);
     const t = this.stepCount + 1;
