@@ -1,17 +1,15 @@
-// Primitives that lower to imagen-ts' fused kernels on the native binding (native/ort_run.cc), each spelled
-// out here in other primitives: the lowering elsewhere (onnxruntime-node) and the ops' own gradients.
-// The optimizer's arithmetic: axpby(a, b, alpha, beta) = alpha * a + beta * b (the moment and EMA updates) and
-// adamwParam(p, m, v, step, eps, decay) = p * decay - step * m / (sqrt(v) + eps) (step and eps pre-scaled by the
-// bias corrections, src/train/adamw.ts), scalars as 0-D tensors.
-// SiLU's backward as one primitive, siluGrad(s, y, g) = g * (s + y * (1 - s)) (s the sigmoid, y the output), and
-// GroupNorm's backward as two primitives, so that on the native binding each lowers to one fused kernel
-// (native/ort_run.cc: GroupNormStats, GroupNormInputGrad) instead of ~20 full passes of elementwise ops:
+// Primitives that lower to imagen-ts' fused kernels where the native binding runs the graph
+// (native/ort_run.cc), each spelled out below in other primitives: their lowering elsewhere (onnxruntime-node)
+// and their own gradients (by differentiating the spelled-out form).
+// - axpby(a, b, alpha, beta) = alpha * a + beta * b: the optimizer's moment and EMA updates;
+//   adamwParam(p, m, v, step, eps, decay) = p * decay - step * m / (sqrt(v) + eps): AdamW's parameter update
+//   (step and eps pre-scaled by the bias corrections, src/train/adamw.ts); scalars as 0-D tensors.
+// - siluGrad(s, y, g) = g * (s + y * (1 - s)): SiLU's backward from its sigmoid s and output y.
+// - GroupNorm's backward (~20 full passes of elementwise ops as ORT ops; 2 kernels here):
 //   groupNormStats(x, g) [B, C, ...] x2 -> [B, 4, C]: per sample and channel p = sum of g * xhat, q = sum of g,
 //     and the channel's group mean and reciprocal std (xhat = (x - mean) * rstd, biased variance);
 //   groupNormInputGrad(x, g, stats, gamma) -> dx = rstd * (gamma * g - m1 - xhat * m2), m1 and m2 the group
 //     means of gamma * q and gamma * p; gamma is [C] or per sample [B, C].
-// The functions below spell both out in other primitives: the lowering where the fused kernels are not
-// there (onnxruntime-node), and the two ops' own gradients (by differentiating these).
 import { lift, make } from "./build.js";
 import { div, add, concat, expand, mean, mul, reciprocal, reshape, slice, sqrt, square, sub, sum, unsqueeze } from "./ops-basic.js";
 import type { Tensor } from "./tensor.js";
