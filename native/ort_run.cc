@@ -815,6 +815,19 @@ SessionBox* getBox(napi_env env, napi_value v) {
   return static_cast<SessionBox*>(data);
 }
 
+// The call's arguments into argv (n of them); the first must be a session handle still open for work, else
+// a JS error is thrown and null returned.
+SessionBox* liveSession(napi_env env, napi_callback_info info, napi_value* argv, size_t n) {
+  size_t argc = n;
+  SessionBox* box = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok && argc >= 1) box = getBox(env, argv[0]);
+  if (box == nullptr || box->session == nullptr || box->releaseWhenIdle) {
+    fail(env, "ort_run: the session was released");
+    return nullptr;
+  }
+  return box;
+}
+
 struct RunTask : Task {
   SessionBox* box = nullptr;
   std::vector<std::string> inputNames, outputNames;
@@ -912,12 +925,9 @@ std::string wrap(napi_env env, Task* task, napi_value array, int type, napi_valu
 // run(handle, inputs: [name, typedArray, type, dims][], outputs: [name, typedArray | null, type, dims][])
 //   -> Promise<[{ type, dims, data: ArrayBuffer | null }]>
 napi_value Run(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  SessionBox* box = getBox(env, argv[0]);
-  if (box == nullptr || box->session == nullptr) return fail(env, "ort_run: the session was released");
-  if (box->releaseWhenIdle) return fail(env, "ort_run: the session was released");
+  SessionBox* box = liveSession(env, info, argv, 3);
+  if (box == nullptr) return nullptr;
   auto* task = new RunTask();
   task->box = box;
   box->running++;
@@ -929,32 +939,31 @@ napi_value Run(napi_env env, napi_callback_info info) {
   napi_ref handleRef;  // the handle stays alive (and its session with it) until the run settles
   if (napi_create_reference(env, argv[0], 1, &handleRef) != napi_ok) return abort("cannot keep the session");
   task->keep.push_back(handleRef);
-  uint32_t nIn = arrayLength(env, argv[1]);
-  for (uint32_t i = 0; i < nIn; i++) {
-    napi_value spec = element(env, argv[1], i);
-    std::string name = getString(env, element(env, spec, 0));
+  // Each spec is [name, typedArray | null, type, dims]; a null output lets ORT allocate it.
+  auto parse = [&](napi_value spec, const char* role, std::string& name, OrtValue*& v) {
+    name = getString(env, element(env, spec, 0));
+    napi_value array = element(env, spec, 1);
+    napi_valuetype t;
+    napi_typeof(env, array, &t);
+    if (t == napi_null || t == napi_undefined) return std::string();
     int32_t type = 0;
     napi_get_value_int32(env, element(env, spec, 2), &type);
+    return wrap(env, task, array, type, element(env, spec, 3), std::string(role) + " " + name, &v);
+  };
+  for (uint32_t i = 0, n = arrayLength(env, argv[1]); i < n; i++) {
+    std::string name;
     OrtValue* v = nullptr;
-    std::string err = wrap(env, task, element(env, spec, 1), type, element(env, spec, 3), "input " + name, &v);
+    std::string err = parse(element(env, argv[1], i), "input", name, v);
+    if (err.empty() && v == nullptr) err = "input " + name + ": no data";
     if (!err.empty()) return abort(err);
     task->inputNames.push_back(name);
     task->inputs.push_back(v);
   }
-  uint32_t nOut = arrayLength(env, argv[2]);
-  for (uint32_t i = 0; i < nOut; i++) {
-    napi_value spec = element(env, argv[2], i);
-    std::string name = getString(env, element(env, spec, 0));
-    napi_value array = element(env, spec, 1);
-    napi_valuetype t;
-    napi_typeof(env, array, &t);
+  for (uint32_t i = 0, n = arrayLength(env, argv[2]); i < n; i++) {
+    std::string name;
     OrtValue* v = nullptr;
-    if (t != napi_null && t != napi_undefined) {
-      int32_t type = 0;
-      napi_get_value_int32(env, element(env, spec, 2), &type);
-      std::string err = wrap(env, task, array, type, element(env, spec, 3), "output " + name, &v);
-      if (!err.empty()) return abort(err);
-    }
+    std::string err = parse(element(env, argv[2], i), "output", name, v);
+    if (!err.empty()) return abort(err);
     task->outputNames.push_back(name);
     task->outputs.push_back(v);
     task->given.push_back(v != nullptr);
@@ -964,11 +973,9 @@ napi_value Run(napi_env env, napi_callback_info info) {
 
 // endProfiling(handle) -> the path of the profile ORT wrote (sessions created with profilePrefix).
 napi_value EndProfiling(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  SessionBox* box = getBox(env, argv[0]);
-  if (box == nullptr || box->session == nullptr) return fail(env, "ort_run: the session was released");
+  SessionBox* box = liveSession(env, info, argv, 1);
+  if (box == nullptr) return nullptr;
   struct OrtAllocator;
   OrtAllocator* alloc = nullptr;
   std::string err = check(fn<OrtStatus* (*)(OrtAllocator**)>(kGetAllocatorWithDefaultOptions)(&alloc));

@@ -5,6 +5,7 @@ import { binaryOps, unaryOps } from "./ops.js";
 import { imagenDomain, msDomain, nchwcDomain, type EmitContext } from "./emit.js";
 import { adamwParamDecomposed, axpbyDecomposed, groupNormInputGradDecomposed, groupNormStatsDecomposed, siluGradDecomposed } from "./fused.js";
 import { productDim, type Dim, type Tensor } from "./tensor.js";
+import type { OnnxAttr } from "./onnx-proto.js";
 
 export type LowerRule<K extends Op> = (ctx: EmitContext, node: Tensor<K>, inputs: readonly string[]) => string;
 
@@ -297,9 +298,16 @@ function shiftRows(kh: number, h: number): number[] {
   return rows;
 }
 
-/** A node's inputs by tensor id -> their ONNX names, for EmitContext.lowerGraph. */
-function boundInputs(n: Tensor, names: readonly string[]): Map<number, string> {
-  return new Map(n.inputs.map((t, i) => [t.id, names[i]]));
+/**
+ * An op with a fused kernel (src/graph/fused.ts): that kernel where the native binding runs the graph, else
+ * its spelled-out form in other primitives, lowered over the node's inputs.
+ */
+function fusedOr(
+  ctx: EmitContext, n: Tensor, ins: readonly string[], kernel: string, attrs: Record<string, OnnxAttr> | undefined,
+  spelled: (inputs: readonly Tensor[]) => Tensor,
+): string {
+  if (ctx.fusedOps) return ctx.op(kernel, ins, attrs, imagenDomain);
+  return ctx.lowerGraph(spelled(n.inputs), new Map(n.inputs.map((t, i) => [t.id, ins[i]])));
 }
 
 const unaryLower = Object.fromEntries(
@@ -377,33 +385,16 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
     const place = (t: string, rank: number) => (rank === 2 ? ctx.op("Unsqueeze", [t, ctx.constI64(spatial)]) : ctx.op("Reshape", [t, perChannel]));
     return ctx.op("Add", [ctx.op("Mul", [normed, place(gamma, n.inputs[1].rank)]), place(beta, n.inputs[2].rank)]);
   },
-  axpby: (ctx, n, ins) => {
-    if (ctx.fusedOps) return ctx.op("Axpby", ins, undefined, imagenDomain);
-    const [a, b, alpha, beta] = n.inputs;
-    return ctx.lowerGraph(axpbyDecomposed(a, b, alpha, beta), boundInputs(n, ins));
-  },
-  adamwParam: (ctx, n, ins) => {
-    if (ctx.fusedOps) return ctx.op("AdamwParam", ins, undefined, imagenDomain);
-    const [p, m, v, step, eps, decay] = n.inputs;
-    return ctx.lowerGraph(adamwParamDecomposed(p, m, v, step, eps, decay), boundInputs(n, ins));
-  },
-  siluGrad: (ctx, n, ins) => {
-    if (ctx.fusedOps) return ctx.op("SiluGrad", ins, undefined, imagenDomain);
-    const [s, y, g] = n.inputs;
-    return ctx.lowerGraph(siluGradDecomposed(s, y, g), boundInputs(n, ins));
-  },
-  groupNormStats: (ctx, n, [x, g]) => {
+  axpby: (ctx, n, ins) => fusedOr(ctx, n, ins, "Axpby", undefined, ([a, b, alpha, beta]) => axpbyDecomposed(a, b, alpha, beta)),
+  adamwParam: (ctx, n, ins) => fusedOr(ctx, n, ins, "AdamwParam", undefined, ([p, m, v, step, eps, decay]) => adamwParamDecomposed(p, m, v, step, eps, decay)),
+  siluGrad: (ctx, n, ins) => fusedOr(ctx, n, ins, "SiluGrad", undefined, ([s, y, g]) => siluGradDecomposed(s, y, g)),
+  groupNormStats: (ctx, n, ins) => {
     const { groups, eps } = n.attrs;
-    if (ctx.fusedOps) return ctx.op("GroupNormStats", [x, g], { groups: { type: "int", value: groups }, eps: { type: "float", value: eps } }, imagenDomain);
-    return ctx.lowerGraph(groupNormStatsDecomposed(n.inputs[0], n.inputs[1], groups, eps), boundInputs(n, [x, g]));
+    return fusedOr(ctx, n, ins, "GroupNormStats", { groups: { type: "int", value: groups }, eps: { type: "float", value: eps } },
+      ([x, g]) => groupNormStatsDecomposed(x, g, groups, eps));
   },
-  groupNormInputGrad: (ctx, n, ins) => {
-    const { groups } = n.attrs;
-    // The kernel takes eps too (one attribute set for both GroupNorm kernels); dx does not depend on it.
-    if (ctx.fusedOps) return ctx.op("GroupNormInputGrad", ins, { groups: { type: "int", value: groups }, eps: { type: "float", value: 0 } }, imagenDomain);
-    const [x, g, stats, gamma] = n.inputs;
-    return ctx.lowerGraph(groupNormInputGradDecomposed(x, g, stats, gamma, groups), boundInputs(n, ins));
-  },
+  groupNormInputGrad: (ctx, n, ins) => fusedOr(ctx, n, ins, "GroupNormInputGrad", { groups: { type: "int", value: n.attrs.groups } },
+    ([x, g, stats, gamma]) => groupNormInputGradDecomposed(x, g, stats, gamma, n.attrs.groups)),
   upsampleNearest: (ctx, n, [x]) => {
     const f = n.attrs.factor;
     return ctx.op("Resize", [x, "", ctx.constF32s(Float32Array.of(1, 1, f, f))], {

@@ -150,20 +150,23 @@ test("lrScales: a parameter matched by a pattern moves by its factor times the l
     /AdamW lrScales\["q"\]: expected a finite number > 0, got 0/);
 });
 
-test("training with outputs written in place (native binding) matches onnxruntime-node's new arrays step for step", async (t) => {
-  class Mlp extends Module {
-    a: Linear; b: Linear;
-    constructor(rng: Rng) {
-      super();
-      this.a = this.addModule("a", new Linear(32, 256, rng)); // 8192 weights: updated on their own
-      this.b = this.addModule("b", new Linear(256, 4, rng)); // small: bundled with the biases
-    }
-    forward(x: Tensor): Tensor {
-      return this.b.call(silu(this.a.call(x)));
-    }
+/** Linear -> SiLU -> Linear, for the binding and kernel comparisons below. */
+class TwoLayer extends Module {
+  a: Linear; b: Linear;
+  constructor(inputs: number, hidden: number, outputs: number, rng: Rng) {
+    super();
+    this.a = this.addModule("a", new Linear(inputs, hidden, rng));
+    this.b = this.addModule("b", new Linear(hidden, outputs, rng));
   }
+  forward(x: Tensor): Tensor {
+    return this.b.call(silu(this.a.call(x)));
+  }
+}
+
+test("training with outputs written in place (native binding) matches onnxruntime-node's new arrays step for step", async (t) => {
   const make = async (native: boolean) => {
-    const model = new Mlp(new Rng(5));
+    // a.weight, 8192 values: updated on its own; b (small): bundled with the biases.
+    const model = new TwoLayer(32, 256, 4, new Rng(5));
     const step = await TrainStep.create({
       model, batch: { x: { shape: [8, 32] }, y: { shape: [8, 4] } },
       loss: ({ x, y }) => mean(square(sub(model.call(x), y))),
@@ -202,19 +205,8 @@ test("training with outputs written in place (native binding) matches onnxruntim
 });
 
 test("the fused optimizer kernels (native binding) match ORT's own ops over several steps", async (t) => {
-  class Wide extends Module {
-    a: Linear; b: Linear;
-    constructor(rng: Rng) {
-      super();
-      this.a = this.addModule("a", new Linear(64, 600, rng)); // 38,400 weights: three blocks of the kernels' 16,384
-      this.b = this.addModule("b", new Linear(600, 3, rng));
-    }
-    forward(x: Tensor): Tensor {
-      return this.b.call(silu(this.a.call(x)));
-    }
-  }
   const make = async (fusedKernels: boolean) => {
-    const model = new Wide(new Rng(6));
+    const model = new TwoLayer(64, 600, 3, new Rng(6)); // a.weight: 38,400 values, three blocks of the kernels' 16,384
     const step = await TrainStep.create({
       model, batch: { x: { shape: [4, 64] }, y: { shape: [4, 3] } },
       loss: ({ x, y }) => mean(square(sub(model.call(x), y))),
