@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -74,6 +75,7 @@ enum ApiIndex : int {
   kAddCustomOpDomain = 28,
   kKernelInfoGetAttributeFloat = 85,
   kKernelInfoGetAttributeInt64 = 86,
+  kKernelContextGetInputCount = 88,
   kKernelContextGetInput = 90,
   kKernelContextGetOutput = 91,
   kGetBuildInfoString = 254,
@@ -576,6 +578,247 @@ void computeRowShifts(void* kernel, OrtKernelContext* ctx) {
   parallelFor(ctx, static_cast<size_t>(dy.dims[0] * dy.dims[1]), body);
 }
 
+// ---- Winograd F(2x2, 3x3) for "same" 3x3 convs (stride 1, pad 1) over even-sized images: a conv becomes
+// 16 products of channel matrices (ORT's batched MatMul) between an input transform and an output transform,
+// 2.25x fewer multiplies than the direct conv. Tiles: 2x2 outputs, tile t = (n * H/2 + ty) * W/2 + tx, reading
+// the 4x4 input window from row 2ty - 1 and column 2tx - 1 (zeros outside). Transformed tensors are
+// [16, channels, N * tiles], entry k = 4a + b for the window position (a, b) after the transform.
+// Input: V = B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
+// Output: y = A^T m A, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]. Output gradient: A dy A^T (for the weight gradient).
+
+struct WinoShape {
+  int64_t n, c, h, w, th, tw, tiles;
+};
+
+WinoShape winoImage(const Tensor& x, const char* op) {
+  if (x.dims.size() != 4 || x.dims[2] % 2 || x.dims[3] % 2) throw std::runtime_error(std::string(op) + ": expected [N, C, H, W] with H and W even");
+  WinoShape s{x.dims[0], x.dims[1], x.dims[2], x.dims[3], x.dims[2] / 2, x.dims[3] / 2, 0};
+  s.tiles = s.n * s.th * s.tw;
+  return s;
+}
+
+// Calls body.template operator()<TW>() with TW the tile-row length as a constant for the common sizes (so that
+// the loops over a tile row unroll and vectorize), 0 for any other (the length then read at run time).
+template <typename F>
+void byTileRow(int64_t tw, F&& body) {
+  switch (tw) {
+    case 4: body(std::integral_constant<int64_t, 4>()); break;
+    case 8: body(std::integral_constant<int64_t, 8>()); break;
+    case 16: body(std::integral_constant<int64_t, 16>()); break;
+    case 32: body(std::integral_constant<int64_t, 32>()); break;
+    default: body(std::integral_constant<int64_t, 0>());
+  }
+}
+
+// One plane of WinogradInput: src [h, w] -> dst + k * stride (tile (ty, tx) at ty * tw + tx). First across the
+// columns (. B), row by row: with e / o the row's even / odd columns, the window of tile tx reads columns
+// o[tx - 1], e[tx], o[tx], e[tx + 1], so c_b = (o[tx - 1] - o[tx], e + o, o - e, e[tx] - e[tx + 1]); these go to
+// the even rows' and the odd rows' arrays (ce after a zero row, co before one). Then down the rows (B^T .): tile
+// row ty reads rows 2ty - 1, 2ty, 2ty + 1, 2ty + 2 = co[ty - 1], ce[ty], co[ty], ce[ty + 1], so each output is
+// one pass over the whole plane's tiles with a fixed offset of a tile row.
+template <int64_t TW>
+void winoInputPlane(const float* __restrict src, int64_t h, int64_t twRun, float* __restrict dst, size_t stride, float* __restrict buf) {
+  const int64_t tw = TW ? TW : twRun, w = 2 * tw, th = h / 2, tiles = th * tw, n = tiles + tw;
+  float* __restrict ev = buf;       // one row's even columns, with a zero after
+  float* __restrict od = buf + tw + 1;  // one row's odd columns, with a zero before
+  float* ce[4];                      // c_b of rows 0, 2, .., h - 2, then a zero row
+  float* co[4];                      // a zero row, then c_b of rows 1, 3, .., h - 1
+  for (int b = 0; b < 4; b++) {
+    ce[b] = buf + 2 * (tw + 1) + b * n;
+    co[b] = buf + 2 * (tw + 1) + (4 + b) * n;
+    std::memset(ce[b] + tiles, 0, sizeof(float) * tw);
+    std::memset(co[b], 0, sizeof(float) * tw);
+  }
+  ev[tw] = 0.0f;
+  od[0] = 0.0f;
+  for (int64_t y = 0; y < h; y++) {
+    const float* __restrict row = src + y * w;
+    for (int64_t j = 0; j < tw; j++) {
+      ev[j] = row[2 * j];
+      od[j + 1] = row[2 * j + 1];
+    }
+    size_t at = (y % 2 ? tw : 0) + (y / 2) * tw;
+    float* __restrict c0 = (y % 2 ? co[0] : ce[0]) + at;
+    float* __restrict c1 = (y % 2 ? co[1] : ce[1]) + at;
+    float* __restrict c2 = (y % 2 ? co[2] : ce[2]) + at;
+    float* __restrict c3 = (y % 2 ? co[3] : ce[3]) + at;
+    for (int64_t j = 0; j < tw; j++) {
+      c0[j] = od[j] - od[j + 1];
+      c1[j] = ev[j] + od[j + 1];
+      c2[j] = od[j + 1] - ev[j];
+      c3[j] = ev[j] - ev[j + 1];
+    }
+  }
+  for (int b = 0; b < 4; b++) {
+    const float* __restrict e = ce[b];
+    const float* __restrict o = co[b];
+    float* __restrict d0 = dst + (0 + b) * stride;
+    float* __restrict d1 = dst + (4 + b) * stride;
+    float* __restrict d2 = dst + (8 + b) * stride;
+    float* __restrict d3 = dst + (12 + b) * stride;
+    for (int64_t i = 0; i < tiles; i++) d0[i] = o[i] - o[i + tw];
+    for (int64_t i = 0; i < tiles; i++) d1[i] = e[i] + o[i + tw];
+    for (int64_t i = 0; i < tiles; i++) d2[i] = o[i + tw] - e[i];
+    for (int64_t i = 0; i < tiles; i++) d3[i] = e[i] - e[i + tw];
+  }
+}
+
+// WinogradInput(x [N, C, H, W]) -> V [16, C, N * tiles], a plane per task.
+void computeWinogradInput(void*, OrtKernelContext* ctx) {
+  Tensor x = input(ctx, 0);
+  WinoShape s = winoImage(x, "WinogradInput");
+  Tensor v = output(ctx, 0, {16, s.c, s.tiles});
+  size_t stride = static_cast<size_t>(s.c * s.tiles);
+  byTileRow(s.tw, [&](auto tile) {
+    constexpr int64_t TW = decltype(tile)::value;
+    auto body = [&](size_t task) {
+      int64_t n = static_cast<int64_t>(task) / s.c, c = static_cast<int64_t>(task) % s.c;
+      thread_local std::vector<float> buf;
+      buf.resize(2 * (s.tw + 1) + 8 * (s.th * s.tw + s.tw));
+      float* dst = v.data + static_cast<size_t>(c) * s.tiles + static_cast<size_t>(n * s.th * s.tw);
+      winoInputPlane<TW>(x.data + task * s.h * s.w, s.h, s.tw, dst, stride, buf.data());
+    };
+    parallelFor(ctx, static_cast<size_t>(s.n * s.c), body);
+  });
+}
+
+// WinogradOutput(M [16, O, N * tiles], bias [O] (optional)) with attributes h, w -> y [N, O, h, w].
+struct WinoOutKernel {
+  int64_t h = 0, w = 0;
+};
+
+void* createWinoOutKernel(const CustomOp*, const OrtApi*, const OrtKernelInfo* info) {
+  auto* k = new WinoOutKernel();
+  intAttr(info, "h", k->h);
+  intAttr(info, "w", k->w);
+  return k;
+}
+
+// One plane of WinogradOutput: m + k * stride (tile (ty, tx) at ty * tw + tx) -> dst [h, 2 * tw], plus `add`.
+// Down the rows (A^T .) in passes over the whole plane's tiles: s_b = m_0b + m_1b + m_2b, u_b = m_1b - m_2b - m_3b;
+// then across (. A), each tile's two columns interleaved into rows 2ty (from s) and 2ty + 1 (from u).
+template <int64_t TW>
+void winoOutputPlane(const float* __restrict m, size_t stride, int64_t h, int64_t twRun, float add, float* __restrict dst, float* __restrict buf) {
+  const int64_t tw = TW ? TW : twRun, w = 2 * tw, tiles = (h / 2) * tw;
+  float* s[4];
+  float* u[4];
+  for (int b = 0; b < 4; b++) {
+    s[b] = buf + b * tiles;
+    u[b] = buf + (4 + b) * tiles;
+    const float* __restrict m0 = m + (0 + b) * stride;
+    const float* __restrict m1 = m + (4 + b) * stride;
+    const float* __restrict m2 = m + (8 + b) * stride;
+    const float* __restrict m3 = m + (12 + b) * stride;
+    float* __restrict sb = s[b];
+    float* __restrict ub = u[b];
+    for (int64_t i = 0; i < tiles; i++) {
+      sb[i] = m0[i] + m1[i] + m2[i];
+      ub[i] = m1[i] - m2[i] - m3[i];
+    }
+  }
+  for (int64_t ty = 0; ty < h / 2; ty++) {
+    for (int half = 0; half < 2; half++) {
+      const float* __restrict q0 = (half ? u[0] : s[0]) + ty * tw;
+      const float* __restrict q1 = (half ? u[1] : s[1]) + ty * tw;
+      const float* __restrict q2 = (half ? u[2] : s[2]) + ty * tw;
+      const float* __restrict q3 = (half ? u[3] : s[3]) + ty * tw;
+      float* __restrict r = dst + (2 * ty + half) * w;
+      for (int64_t i = 0; i < tw; i++) {
+        r[2 * i] = q0[i] + q1[i] + q2[i] + add;
+        r[2 * i + 1] = q1[i] - q2[i] - q3[i] + add;
+      }
+    }
+  }
+}
+
+void computeWinogradOutput(void* kernel, OrtKernelContext* ctx) {
+  auto* k = static_cast<WinoOutKernel*>(kernel);
+  Tensor m = input(ctx, 0);
+  size_t inputs = 0;
+  orThrow(fn<OrtStatus* (*)(const OrtKernelContext*, size_t*)>(kKernelContextGetInputCount)(ctx, &inputs));
+  const OrtValue* biasValue = nullptr;
+  if (inputs > 1) orThrow(fn<OrtStatus* (*)(const OrtKernelContext*, size_t, const OrtValue**)>(kKernelContextGetInput)(ctx, 1, &biasValue));
+  Tensor bias;
+  if (biasValue != nullptr) bias = describe(const_cast<OrtValue*>(biasValue));
+  int64_t th = k->h / 2, tw = k->w / 2;
+  if (m.dims.size() != 3 || m.dims[0] != 16 || k->h % 2 || k->w % 2 || th < 1 || tw < 1 || m.dims[2] % (th * tw)) {
+    throw std::runtime_error("WinogradOutput: expected [16, O, N * tiles] and an even h and w");
+  }
+  int64_t o = m.dims[1], n = m.dims[2] / (th * tw);
+  if (biasValue != nullptr && bias.count() != static_cast<size_t>(o)) throw std::runtime_error("WinogradOutput: bias does not match the channels");
+  Tensor y = output(ctx, 0, {n, o, k->h, k->w});
+  size_t stride = static_cast<size_t>(o * m.dims[2]);
+  byTileRow(tw, [&](auto tile) {
+    constexpr int64_t TW = decltype(tile)::value;
+    auto body = [&](size_t task) {
+      int64_t b = static_cast<int64_t>(task) / o, ch = static_cast<int64_t>(task) % o;
+      thread_local std::vector<float> buf;
+      buf.resize(8 * th * tw);
+      const float* src = m.data + static_cast<size_t>(ch) * m.dims[2] + static_cast<size_t>(b * th * tw);
+      winoOutputPlane<TW>(src, stride, k->h, tw, biasValue != nullptr ? bias.data[ch] : 0.0f, y.data + task * k->h * k->w, buf.data());
+    };
+    parallelFor(ctx, static_cast<size_t>(n * o), body);
+  });
+}
+
+// One plane of WinogradOutputGrad: dy [h, 2 * tw] -> dst + k * stride (tile (ty, tx) at ty * tw + tx). Each
+// tile's four values split into four arrays over the plane's tiles (row 2ty / 2ty + 1, column 2tx / 2tx + 1),
+// then each output in one pass: down the rows (A .) p = (d0, d0 + d1, d0 - d1, -d1), the same across (. A^T).
+template <int64_t TW>
+void winoOutputGradPlane(const float* __restrict src, int64_t h, int64_t twRun, float* __restrict dst, size_t stride, float* __restrict buf) {
+  const int64_t tw = TW ? TW : twRun, w = 2 * tw, tiles = (h / 2) * tw;
+  float* __restrict ee = buf;
+  float* __restrict eo = buf + tiles;
+  float* __restrict oe = buf + 2 * tiles;
+  float* __restrict oo = buf + 3 * tiles;
+  for (int64_t ty = 0; ty < h / 2; ty++) {
+    const float* __restrict r0 = src + 2 * ty * w;
+    const float* __restrict r1 = r0 + w;
+    for (int64_t i = 0; i < tw; i++) {
+      ee[ty * tw + i] = r0[2 * i];
+      eo[ty * tw + i] = r0[2 * i + 1];
+      oe[ty * tw + i] = r1[2 * i];
+      oo[ty * tw + i] = r1[2 * i + 1];
+    }
+  }
+  for (int a = 0; a < 4; a++) {
+    // p_a of the even and the odd columns: a = 0: d0; 1: d0 + d1; 2: d0 - d1; 3: -d1 (d0, d1: the tile's rows).
+    const float ka = a == 3 ? 0.0f : 1.0f, kb = a == 0 ? 0.0f : (a == 1 ? 1.0f : -1.0f);
+    float* __restrict d0 = dst + (4 * a + 0) * stride;
+    float* __restrict d1 = dst + (4 * a + 1) * stride;
+    float* __restrict d2 = dst + (4 * a + 2) * stride;
+    float* __restrict d3 = dst + (4 * a + 3) * stride;
+    for (int64_t i = 0; i < tiles; i++) {
+      float pe = ka * ee[i] + kb * oe[i];
+      float po = ka * eo[i] + kb * oo[i];
+      d0[i] = pe;
+      d1[i] = pe + po;
+      d2[i] = pe - po;
+      d3[i] = -po;
+    }
+  }
+}
+
+// WinogradOutputGrad(dy [N, O, H, W]) -> [16, O, N * tiles]: A dy A^T per 2x2 tile of dy, A = [[1, 0], [1, 1],
+// [1, -1], [0, -1]] (the adjoint of WinogradOutput's transform, for the weight gradient).
+void computeWinogradOutputGrad(void*, OrtKernelContext* ctx) {
+  Tensor dy = input(ctx, 0);
+  WinoShape s = winoImage(dy, "WinogradOutputGrad");
+  Tensor v = output(ctx, 0, {16, s.c, s.tiles});
+  size_t stride = static_cast<size_t>(s.c * s.tiles);
+  byTileRow(s.tw, [&](auto tile) {
+    constexpr int64_t TW = decltype(tile)::value;
+    auto body = [&](size_t task) {
+      int64_t n = static_cast<int64_t>(task) / s.c, c = static_cast<int64_t>(task) % s.c;
+      thread_local std::vector<float> buf;
+      buf.resize(4 * s.th * s.tw);
+      float* dst = v.data + static_cast<size_t>(c) * s.tiles + static_cast<size_t>(n * s.th * s.tw);
+      winoOutputGradPlane<TW>(dy.data + task * s.h * s.w, s.h, s.tw, dst, stride, buf.data());
+    };
+    parallelFor(ctx, static_cast<size_t>(s.n * s.c), body);
+  });
+}
+
 int floatType(const CustomOp*, size_t) { return 1; }
 size_t oneInput(const CustomOp*) { return 1; }
 size_t twoInputs(const CustomOp*) { return 2; }
@@ -602,10 +845,17 @@ CustomOp shiftOp = makeOp([](const CustomOp*) { return "RowShifts"; }, oneInput,
 CustomOp axpbyOp = makeOp([](const CustomOp*) { return "Axpby"; }, fourInputs, computeAxpby, createPlainKernel);
 CustomOp adamwOp = makeOp([](const CustomOp*) { return "AdamwParam"; }, sixInputs, computeAdamwParam, createPlainKernel);
 CustomOp padOp = makeOp([](const CustomOp*) { return "PadHW"; }, oneInput, computePadHW, createPadKernel, destroyKernel<PadKernel>);
+CustomOp winoInOp = makeOp([](const CustomOp*) { return "WinogradInput"; }, oneInput, computeWinogradInput, createPlainKernel);
+CustomOp winoOutOp = [] {
+  CustomOp op = makeOp([](const CustomOp*) { return "WinogradOutput"; }, twoInputs, computeWinogradOutput, createWinoOutKernel, destroyKernel<WinoOutKernel>);
+  op.GetInputCharacteristic = [](const CustomOp*, size_t i) { return i == 1 ? 1 : 0; };  // the bias is optional
+  return op;
+}();
+CustomOp winoGradOp = makeOp([](const CustomOp*) { return "WinogradOutputGrad"; }, oneInput, computeWinogradOutputGrad, createPlainKernel);
 
 std::string registerOps() {
   std::string err = check(fn<OrtStatus* (*)(const char*, OrtCustomOpDomain**)>(kCreateCustomOpDomain)("ai.imagen_ts", &opDomain));
-  for (CustomOp* op : {&normOp, &statsOp, &inputGradOp, &siluGradOp, &padOp, &shiftOp, &axpbyOp, &adamwOp}) {
+  for (CustomOp* op : {&normOp, &statsOp, &inputGradOp, &siluGradOp, &padOp, &shiftOp, &axpbyOp, &adamwOp, &winoInOp, &winoOutOp, &winoGradOp}) {
     if (err.empty()) err = check(fn<OrtStatus* (*)(OrtCustomOpDomain*, const CustomOp*)>(kCustomOpDomainAdd)(opDomain, op));
   }
   return err;

@@ -23,6 +23,8 @@ export interface EmitOptions {
   nchwcBlock?: number;
   /** Lower the ops that have fused kernels in imagenDomain to them (only where the native binding runs the graph). */
   fusedOps?: boolean;
+  /** With fusedOps, lower the 3x3 "same" convs that suit it (and their gradients) to Winograd F(2x2, 3x3). */
+  winograd?: boolean;
 }
 
 const onnxTypes: Record<DType, OnnxDataType> = { float32: OnnxDataType.FLOAT, int64: OnnxDataType.INT64, bool: OnnxDataType.BOOL };
@@ -35,11 +37,12 @@ export class EmitContext {
   private readonly i64Cache = new Map<string, string>();
   private readonly shapeCache = new Map<string, string>();
   private readonly smallConstants = new Map<string, string>();
+  private readonly reused = new Map<string, string>();
   /** Where each symbolic dimension can be read at run time: an input name and an axis. */
   readonly symbols = new Map<string, { input: string; axis: number }>();
   readonly domains = new Set<string>();
 
-  constructor(readonly nchwcBlock = 0, readonly fusedOps = false) {}
+  constructor(readonly nchwcBlock = 0, readonly fusedOps = false, readonly winograd = false) {}
 
   /**
    * Lowers the graph computing `root` where the values of `bound` (tensor id -> ONNX name) are already there:
@@ -57,6 +60,13 @@ export class EmitContext {
       return name;
     };
     return visit(root);
+  }
+
+  /** The value `make` emits, made once per `key` in this graph (e.g. one transform of a value that two lowerings read). */
+  once(key: string, make: () => string): string {
+    let name = this.reused.get(key);
+    if (name === undefined) this.reused.set(key, (name = make()));
+    return name;
   }
 
   fresh(prefix: string): string {
@@ -199,7 +209,7 @@ function valueInfo(name: string, t: { shape: Shape; dtype: DType }): OnnxValueIn
 export function emitModel(
   outputs: Record<string, Tensor>, declaredInputs: readonly Tensor<"input">[] = [], options: EmitOptions = {},
 ): EmittedModel {
-  const ctx = new EmitContext(options.nchwcBlock ?? 0, options.fusedOps ?? false);
+  const ctx = new EmitContext(options.nchwcBlock ?? 0, options.fusedOps ?? false, (options.fusedOps ?? false) && (options.winograd ?? false));
   const order = topoSort(Object.values(outputs));
   const inputNodes = [...declaredInputs, ...order.filter((n): n is Tensor<"input"> => n.op === "input")];
   const byName = new Map<string, Tensor<"input">>();

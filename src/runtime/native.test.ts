@@ -98,3 +98,41 @@ test("the fused kernels (GroupNorm forward and backward, SiLU backward, spatial 
   fused.dispose();
   plain.dispose();
 });
+
+test("Winograd F(2x2, 3x3) convs (forward with and without bias, input and weight gradients) match the direct lowering", async (t) => {
+  if (!nativeBinding()) return t.skip(nativeStatus().detail);
+  // 8x8 and 16x16 (tile rows of 4 and 8, the unrolled kernels), 12x10 (5 tiles a row, the general one), a
+  // symbolic batch; x far from zero mean so that the transforms' cancellations show.
+  const cases = [
+    { x: [2, 32, 8, 8], o: 40, bias: true, batch: 2 as number | string },
+    { x: [3, 48, 12, 10], o: 32, bias: false, batch: 3 as number | string },
+    { x: [2, 32, 16, 16], o: 32, bias: true, batch: "B" as number | string },
+  ];
+  for (const cs of cases) {
+    const [n, ch, h, w] = cs.x;
+    const specs = { x: { shape: [cs.batch, ch, h, w] }, k: { shape: [cs.o, ch, 3, 3] }, b: { shape: [cs.o] }, r: { shape: [cs.batch, cs.o, h, w] } };
+    const fn = ({ x, k, b, r }: Record<string, Tensor>) => {
+      const y = g.conv2d(x, k, cs.bias ? b : undefined, { padding: 1 });
+      const [dx, dk] = grad(g.sum(g.mul(y, r)), [x, k]);
+      return { y, dx, dk };
+    };
+    const [wino, direct] = [await compile(fn, specs, { native: true }), await compile(fn, specs, { native: true, winograd: false })];
+    const text = new TextDecoder("latin1").decode(wino.model.bytes);
+    for (const op of ["WinogradInput", "WinogradOutput", "WinogradOutputGrad"]) assert.ok(text.includes(op), `${cs.x}: the graph uses ${op}`);
+    assert.ok(!new TextDecoder("latin1").decode(direct.model.bytes).includes("Winograd"), "winograd: false keeps the direct convs");
+    const rng = new Rng(7);
+    const draw = (shape: number[], offset = 0) => ({ data: rng.normal(shape.reduce((a, d) => a * d, 1)).map((v) => v + offset), shape });
+    const feeds = { x: draw([n, ch, h, w], 3), k: draw([cs.o, ch, 3, 3]), b: draw([cs.o]), r: draw([n, cs.o, h, w]) };
+    const [a, p] = [await wino.run(feeds as never), await direct.run(feeds as never)] as Record<string, { data: Float32Array }>[];
+    for (const key of ["y", "dx", "dk"]) {
+      let [num, den] = [0, 0];
+      p[key].data.forEach((v, i) => {
+        num += (v - a[key].data[i]) ** 2;
+        den += v * v;
+      });
+      assert.ok(Math.sqrt(num / den) < 2e-6, `${cs.x} ${key}: Winograd and direct differ by ${Math.sqrt(num / den)} (relative L2)`);
+    }
+    wino.dispose();
+    direct.dispose();
+  }
+});

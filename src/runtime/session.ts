@@ -47,9 +47,14 @@ export interface SessionOptions {
    * (native/ort_run.cc). Default on; IMAGEN_FUSED=0 turns them off (the graph then runs ORT's own ops only).
    */
   fusedKernels?: boolean;
+  /**
+   * With the fused kernels, compute the 3x3 "same" convs that suit it, and their gradients, by Winograd
+   * F(2x2, 3x3) (src/graph/lower-rules.ts). Default on; IMAGEN_WINOGRAD=0 turns it off.
+   */
+  winograd?: boolean;
 }
 
-const defaults: Required<Omit<SessionOptions, "optimizedModelPath" | "fusedKernels">> = {
+const defaults: Required<Omit<SessionOptions, "optimizedModelPath" | "fusedKernels" | "winograd">> = {
   threads: envThreads() ?? availableParallelism(),
   provider: "cpu",
   optimization: "all",
@@ -319,7 +324,8 @@ export async function compileGraph<S, R>(
   const nchwcBlock = provider === "cpu" && nchwc ? await nchwcBlockSize() : 0;
   // imagen-ts' fused kernels are registered by the native binding only.
   const fusedOps = provider === "cpu" && native && fusedKernels && nativeBinding() !== null;
-  const model = emitModel(outputs, inputs, { nchwcBlock, fusedOps });
+  const winograd = options.winograd ?? process.env.IMAGEN_WINOGRAD !== "0";
+  const model = emitModel(outputs, inputs, { nchwcBlock, fusedOps, winograd });
   const { key, session } = await openSession(model.bytes, options);
   return new CompiledGraph<S, R>(model, session, key, single);
 }
