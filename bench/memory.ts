@@ -1,13 +1,12 @@
 // Peak memory of a training step: a child process (this file, run directly) trains the reference U-Net
 // for a few steps and reports its max RSS; the parent compares it with an estimate from the graph.
-import { spawnSync } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { input } from "../src/graph/build.js";
 import { topoSort } from "../src/graph/autodiff.js";
 import { bindParameters } from "../src/nn/module.js";
 import { createTrainStep, randomBatch } from "./measure.js";
 import { isPreset, presets, RefUNet } from "./ref-unet.js";
-import { repoRoot } from "./parity.js";
+import { repoRoot, spawnMeasured } from "./parity.js";
 
 export interface ChildReport {
   maxRssBytes: number;
@@ -42,7 +41,7 @@ export function forwardActivationBytes(model: RefUNet, batch: number): number {
 /** Runs the training child and returns its report (throws with its stderr when it fails). */
 export function measureTrainMemory(preset: string, batch: number, steps: number): ChildReport {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ["--import", "tsx", self, "--child", preset, String(batch), String(steps)], {
+  const r = spawnMeasured(process.execPath, ["--import", "tsx", self, "--child", preset, String(batch), String(steps)], {
     cwd: repoRoot, encoding: "utf8", maxBuffer: 16 << 20,
   });
   if (r.status !== 0) throw new Error(`memory child failed (status ${r.status}): ${r.stderr.slice(-2000)}`);

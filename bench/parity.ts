@@ -1,6 +1,6 @@
 // Parity helpers for the reference U-Net: locate and run shared/reference/torch_unet.py, load its
 // --dump files (weights by state_dict name, fixed inputs and outputs) and compare with rel L2 in float64.
-import { spawnSync } from "node:child_process";
+import { spawnSync, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,9 +21,18 @@ export function torchUnavailable(): string | null {
   return null;
 }
 
+/**
+ * spawnSync of `command` through /bin/sh, which forks it: a process started straight from this one (vfork +
+ * exec) inherits this process's peak RSS as its own (getrusage's ru_maxrss: measured, a child of a 600 MB
+ * parent read 576 MB, through sh 8 MB), so benchmark children that report their peak memory start here.
+ */
+export function spawnMeasured(command: string, args: readonly string[], options: SpawnSyncOptionsWithStringEncoding): SpawnSyncReturns<string> {
+  return spawnSync("/bin/sh", ["-c", '"$0" "$@"; exit $?', command, ...args], options);
+}
+
 /** Runs torch_unet.py with `args`; returns stdout, throws with stderr on failure. */
 export function runTorch(args: readonly string[]): string {
-  const r = spawnSync(systemPython, [torchScript, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+  const r = spawnMeasured(systemPython, [torchScript, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`torch_unet.py ${args.join(" ")} failed (status ${r.status}): ${r.stderr.slice(-2000)}`);
   return r.stdout;
 }

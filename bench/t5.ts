@@ -15,7 +15,7 @@ import { resolveT5Config, t5ConfigJson, type T5Config } from "../src/text/t5-con
 import { T5EncoderModel } from "../src/text/t5.js";
 import { T5TextEncoder } from "../src/text/t5-encoder.js";
 import { cleanRounds, interleavedRounds, median, type TorchRun } from "./measure.js";
-import { repoRoot, torchUnavailable } from "./parity.js";
+import { repoRoot, spawnMeasured, torchUnavailable } from "./parity.js";
 import type { BenchResult } from "./result.js";
 
 export type T5BenchResult = BenchResult;
@@ -139,7 +139,7 @@ async function xlMemory(log: (s: string) => void): Promise<T5BenchResult[]> {
     writeRandomFp16Folder(dir, config);
     log(`T5-XL-shaped encoder (d_model 2048, 24 layers, 32 heads, d_ff 5120, gated-gelu): ${(params / 1e6).toFixed(0)}M params, `
       + `random fp16 checkpoint ${(fileBytes / 2 ** 30).toFixed(2)} GiB (1 GiB shards) written in ${((performance.now() - t0) / 1000).toFixed(1)} s; loading in a child process`);
-    const r = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--xl-child", dir], { cwd: repoRoot, encoding: "utf8", maxBuffer: 16 << 20 });
+    const r = spawnMeasured(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--xl-child", dir], { cwd: repoRoot, encoding: "utf8", maxBuffer: 16 << 20 });
     if (r.status !== 0) {
       log(`T5-XL memory: the child failed (status ${r.status}, signal ${r.signal}): ${r.stderr.slice(-500)}`);
       return [];
