@@ -74,63 +74,81 @@ function nchwcConv(ctx: EmitContext, ins: readonly string[], attrs: ReturnType<t
 }
 
 /**
- * Winograd F(2x2, 3x3) (Lavin and Gray 2016) for a "same" 3x3 conv (stride 1, pad 1, no dilation or groups) over
- * even-sized images, where the native binding runs the graph: the input is cut into 2x2-output tiles and
- * transformed (WinogradInput, [16, C, tiles]), the filter transformed by a product with the fixed [16, 9]
- * matrix G (x) G, the 16 window positions multiplied as channel matrices by ORT's batched GEMM, and the result
- * transformed back (WinogradOutput): 16 multiplies per 4 outputs and channel pair instead of 36. The input
- * gradient is the same conv with the flipped, transposed filter; the weight gradient the same transforms'
- * adjoint (WinogradOutputGrad of dy times the transformed input, then G^T . G). Each differs from the direct
- * conv by float rounding (~3e-7 relative).
+ * Winograd F(m x m, 3 x 3) (Lavin and Gray 2016) for a "same" 3x3 conv (stride 1, pad 1, no dilation or groups),
+ * where the native binding runs the graph: the input is cut into m x m-output tiles and transformed
+ * (WinogradInput, [t^2, C, tiles], t = m + 2), the filter transformed by a product with the fixed [t^2, 9] matrix
+ * G (x) G, the t^2 window positions multiplied as channel matrices by ORT's batched GEMM, and the result
+ * transformed back (WinogradOutput): t^2 multiplies per m^2 outputs and channel pair instead of 9 m^2 (2.25x
+ * fewer at m = 2, 4x at m = 4). The input gradient is the same conv with the flipped, transposed filter; the
+ * weight gradient the transforms' adjoint (WinogradOutputGrad of dy times the transformed input, then G^T . G).
+ * Each differs from the direct conv by float rounding: ~3e-7 relative at m = 2, ~1.5e-6 at m = 4 (G holds
+ * sixths); the tiny reference U-Net's output moves from 2-3e-6 to 4e-6 of PyTorch's (limit 1e-5).
  *
- * Where it pays, measured on the reference U-Net's b64 training step (channels 64-448 at 64-8 px, in-process
- * A/B, 10 rounds each): it trades multiplies for memory traffic (the transformed tiles are 4x the image), so
- * it wins where the image is small or the products are large. Forward convs and input gradients up to 32x32
- * (at 64x64 ORT's NCHWc conv is faster: forward 0.999x, input gradients 0.983x); weight gradients at every size
- * (64x64 too: 1.026x); at least 32 channels in and out (1.013x over no minimum: a product over the image's 3 channels is slow);
- * at least 8x8. Up to 16x16 a conv and its weight gradient share one transform of x (1.012x; above that, sharing
- * keeps 4x the activations alive from the forward pass to the backward: +800 MB at 64x64, for 3%).
+ * Where it pays, measured on the reference U-Net's b64 training step (channels 64-448 at 64-8 px; in-process
+ * A/B, 10 rounds each): m = 4 from 16x16 up (1.10x over m = 2 everywhere; at 8x8, 2x2 tiles a sample, m = 4 is
+ * slower: 0.982x); every pass at every measured size up to 64x64, where at m = 2 ORT's NCHWc conv had been as
+ * fast or faster for the forward and the input gradient (with m = 4 there: 1.051x); at least 32 channels in and
+ * out (1.013x over no minimum: a product over the image's 3 channels is slow); at least 8x8. Up to 32x32 a conv
+ * and its weight gradient share one transform of x (1.022x over sharing up to 16x16, +157 MB of peak memory: the
+ * transform, 2.25x the activation at m = 4, is kept from the forward pass to the backward; at 64x64 it would be
+ * +800 MB).
  */
-const winogradLimits = { minPixels: 64, minChannels: 32, sharedMaxPixels: 256, maxPixels: { conv: 1024, inputGrad: 1024, weightGrad: Infinity } };
+const winogradLimits = { minPixels: 64, m4MinPixels: 256, minChannels: 32, sharedMaxPixels: 1024, maxPixels: 4096 };
 
-function winogradSuits(ctx: EmitContext, g: Conv2dGeometry, x: Tensor, kernel: readonly number[], out: readonly Dim[], pass: keyof typeof winogradLimits.maxPixels): boolean {
+function winogradSuits(ctx: EmitContext, g: Conv2dGeometry, x: Tensor, kernel: readonly number[], out: readonly Dim[]): boolean {
   const [h, w] = [x.shape[2], x.shape[3]];
-  return ctx.winograd && g.groups === 1 && kernel[0] === 3 && kernel[1] === 3
+  if (!ctx.winograd || typeof h !== "number" || typeof w !== "number") return false;
+  const m = winogradTile(h * w);
+  return g.groups === 1 && kernel[0] === 3 && kernel[1] === 3
     && g.stride.every((s) => s === 1) && g.dilation.every((d) => d === 1) && g.pad.every((p) => p === 1)
-    && typeof h === "number" && typeof w === "number" && h % 2 === 0 && w % 2 === 0 && out[2] === h && out[3] === w
-    && h * w >= winogradLimits.minPixels && h * w <= winogradLimits.maxPixels[pass]
+    && h % m === 0 && w % m === 0 && out[2] === h && out[3] === w
+    && h * w >= winogradLimits.minPixels && h * w <= winogradLimits.maxPixels
     && Math.min(x.shape[1] as number, out[1] as number) >= winogradLimits.minChannels;
 }
 
-/** G (x) G as [16, 9] (row 4a + b, column 3i + j: G[a][i] * G[b][j]), columns reversed when `flip`. */
-function winogradFilterMatrix(flip: boolean): Float32Array {
-  const gm = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]];
-  const m = new Float32Array(16 * 9);
-  for (let a = 0; a < 4; a++) for (let b = 0; b < 4; b++) for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) {
-    m[(4 * a + b) * 9 + (flip ? 8 - (3 * i + j) : 3 * i + j)] = gm[a][i] * gm[b][j];
-  }
-  return m;
+/** The tile size m of F(m x m, 3 x 3) for an image of `pixels`. */
+function winogradTile(pixels: number): number {
+  return pixels >= winogradLimits.m4MinPixels ? 4 : 2;
 }
 
-/** A [O, C, 3, 3] filter transformed to [16, O, C] (flipped in space when `flip`). */
-function winogradFilter(ctx: EmitContext, w: string, o: number, c: number, flip: boolean): string {
-  const flat = ctx.op("Reshape", [w, ctx.constI64([o * c, 9])]);
-  const u = ctx.op("FusedMatMul", [ctx.constF32s(winogradFilterMatrix(flip), [16, 9]), flat], { transB: { type: "int", value: 1 } }, msDomain);
-  return ctx.op("Reshape", [u, ctx.constI64([16, o, c])]);
+/** G, t x 3 (t = m + 2), of F(m x m, 3 x 3): the filter transform U = G g G^T. */
+const winogradG: Record<number, number[][]> = {
+  2: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+  4: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+};
+
+/** G (x) G as [t^2, 9] (row t a + b, column 3i + j: G[a][i] * G[b][j]), columns reversed when `flip`. */
+function winogradFilterMatrix(m: number, flip: boolean): Float32Array {
+  const gm = winogradG[m];
+  const t = m + 2;
+  const out = new Float32Array(t * t * 9);
+  for (let a = 0; a < t; a++) for (let b = 0; b < t; b++) for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) {
+    out[(t * a + b) * 9 + (flip ? 8 - (3 * i + j) : 3 * i + j)] = gm[a][i] * gm[b][j];
+  }
+  return out;
 }
+
+/** A [O, C, 3, 3] filter transformed to [t^2, O, C] (flipped in space when `flip`). */
+function winogradFilter(ctx: EmitContext, w: string, o: number, c: number, m: number, flip: boolean): string {
+  const t2 = (m + 2) ** 2;
+  const flat = ctx.op("Reshape", [w, ctx.constI64([o * c, 9])]);
+  const u = ctx.op("FusedMatMul", [ctx.constF32s(winogradFilterMatrix(m, flip), [t2, 9]), flat], { transB: { type: "int", value: 1 } }, msDomain);
+  return ctx.op("Reshape", [u, ctx.constI64([t2, o, c])]);
+}
+
+const intAttr = (value: number) => ({ type: "int" as const, value });
 
 /**
- * WinogradInput of a value x [N, C, H, W] -> [16, C, tiles]: under sharedMaxPixels emitted once per value (a conv
+ * WinogradInput of a value x [N, C, H, W] -> [t^2, C, tiles]: under sharedMaxPixels emitted once per value (a conv
  * and its weight gradient read the same transform of x), else once per use.
  */
-function winogradIn(ctx: EmitContext, x: string, shape: readonly Dim[]): string {
-  const make = () => ctx.op("WinogradInput", [x], undefined, imagenDomain);
-  return (shape[2] as number) * (shape[3] as number) <= winogradLimits.sharedMaxPixels ? ctx.once(`WinogradInput:${x}`, make) : make();
+function winogradIn(ctx: EmitContext, x: string, shape: readonly Dim[], m: number): string {
+  const make = () => ctx.op("WinogradInput", [x], { m: intAttr(m) }, imagenDomain);
+  return (shape[2] as number) * (shape[3] as number) <= winogradLimits.sharedMaxPixels ? ctx.once(`WinogradInput:${m}:${x}`, make) : make();
 }
 
-function winogradOut(ctx: EmitContext, m: string, bias: string | undefined, h: number, w: number): string {
-  const int = (value: number) => ({ type: "int" as const, value });
-  return ctx.op("WinogradOutput", bias === undefined ? [m] : [m, bias], { h: int(h), w: int(w) }, imagenDomain);
+function winogradOut(ctx: EmitContext, mt: string, bias: string | undefined, m: number, h: number, w: number): string {
+  return ctx.op("WinogradOutput", bias === undefined ? [mt] : [mt, bias], { m: intAttr(m), h: intAttr(h), w: intAttr(w) }, imagenDomain);
 }
 
 /** Input gradient of a conv: a plain Conv with flipped, transposed weights when that is legal (faster than ConvTranspose). */
@@ -140,11 +158,13 @@ const lowerConvTranspose: LowerRule<"convTranspose"> = (ctx, node, [dy, w]) => {
   const [kh, kw] = [wt.shape[2] as number, wt.shape[3] as number];
   const flipPads = [kh - 1 - g.pad[0], kw - 1 - g.pad[1], kh - 1 - g.pad[2], kw - 1 - g.pad[3]];
   const unit = g.stride[0] === 1 && g.stride[1] === 1 && g.dilation[0] === 1 && g.dilation[1] === 1;
-  if (winogradSuits(ctx, g, node.inputs[0], [kh, kw], node.shape, "inputGrad")) {
+  if (winogradSuits(ctx, g, node.inputs[0], [kh, kw], node.shape)) {
     const [o, c] = wt.shape as number[];
-    const v = winogradIn(ctx, dy, node.inputs[0].shape); // [16, O, tiles]
-    const m = ctx.op("FusedMatMul", [winogradFilter(ctx, w, o, c, true), v], { transA: { type: "int", value: 1 } }, msDomain); // [16, C, tiles]
-    return winogradOut(ctx, m, undefined, node.shape[2] as number, node.shape[3] as number);
+    const [h, wd] = [node.shape[2] as number, node.shape[3] as number];
+    const m = winogradTile(h * wd);
+    const v = winogradIn(ctx, dy, node.inputs[0].shape, m); // [t^2, O, tiles]
+    const mt = ctx.op("FusedMatMul", [winogradFilter(ctx, w, o, c, m, true), v], { transA: { type: "int", value: 1 } }, msDomain); // [t^2, C, tiles]
+    return winogradOut(ctx, mt, undefined, m, h, wd);
   }
   if (unit && g.groups === 1 && flipPads.every((p) => p >= 0)) {
     const attrs = convAttrs({ ...g, pad: flipPads as unknown as Conv2dGeometry["pad"] }, [kh, kw]);
@@ -313,12 +333,14 @@ function lowerWeightGradByTaps(ctx: EmitContext, node: Tensor<"convWeightGrad">,
  */
 const lowerConvWeightGrad: LowerRule<"convWeightGrad"> = (ctx, node, [x, dy]) => {
   const g = node.attrs;
-  if (winogradSuits(ctx, g, node.inputs[0], g.kernel, node.inputs[1].shape, "weightGrad")) {
+  if (winogradSuits(ctx, g, node.inputs[0], g.kernel, node.inputs[1].shape)) {
     const [c, o] = [node.inputs[0].shape[1] as number, node.inputs[1].shape[1] as number];
-    const v = winogradIn(ctx, x, node.inputs[0].shape); // [16, C, tiles]
-    const d = ctx.op("WinogradOutputGrad", [dy], undefined, imagenDomain); // [16, O, tiles]
-    const du = ctx.op("Reshape", [ctx.op("FusedMatMul", [d, v], { transB: { type: "int", value: 1 } }, msDomain), ctx.constI64([16, o * c])]);
-    const dw = ctx.op("FusedMatMul", [du, ctx.constF32s(winogradFilterMatrix(false), [16, 9])], { transA: { type: "int", value: 1 } }, msDomain); // [O*C, 9]
+    const m = winogradTile((node.inputs[0].shape[2] as number) * (node.inputs[0].shape[3] as number));
+    const t2 = (m + 2) ** 2;
+    const v = winogradIn(ctx, x, node.inputs[0].shape, m); // [t^2, C, tiles]
+    const d = ctx.op("WinogradOutputGrad", [dy], { m: intAttr(m) }, imagenDomain); // [t^2, O, tiles]
+    const du = ctx.op("Reshape", [ctx.op("FusedMatMul", [d, v], { transB: { type: "int", value: 1 } }, msDomain), ctx.constI64([t2, o * c])]);
+    const dw = ctx.op("FusedMatMul", [du, ctx.constF32s(winogradFilterMatrix(m, false), [t2, 9])], { transA: { type: "int", value: 1 } }, msDomain); // [O*C, 9]
     return ctx.op("Reshape", [dw, ctx.constI64([o, c, 3, 3])]);
   }
   if (g.dilation[0] === 1 && g.dilation[1] === 1 && g.groups === 1 && g.stride[0] === g.stride[1]) return lowerWeightGradByTaps(ctx, node, x, dy);
@@ -404,10 +426,12 @@ export const lowerRules: { [K in Op]: LowerRule<K> } = {
   matmul: (ctx, _n, ins) => ctx.op("MatMul", ins),
   conv: (ctx, n, ins) => {
     const wShape = n.inputs[1].shape as number[];
-    if (winogradSuits(ctx, n.attrs, n.inputs[0], wShape.slice(2), n.shape, "conv")) {
-      const v = winogradIn(ctx, ins[0], n.inputs[0].shape); // [16, C, tiles]
-      const m = ctx.op("MatMul", [winogradFilter(ctx, ins[1], wShape[0], wShape[1], false), v]); // [16, O, tiles]
-      return winogradOut(ctx, m, ins[2], n.shape[2] as number, n.shape[3] as number);
+    if (winogradSuits(ctx, n.attrs, n.inputs[0], wShape.slice(2), n.shape)) {
+      const [h, w] = [n.shape[2] as number, n.shape[3] as number];
+      const m = winogradTile(h * w);
+      const v = winogradIn(ctx, ins[0], n.inputs[0].shape, m); // [t^2, C, tiles]
+      const mt = ctx.op("MatMul", [winogradFilter(ctx, ins[1], wShape[0], wShape[1], m, false), v]); // [t^2, O, tiles]
+      return winogradOut(ctx, mt, ins[2], m, h, w);
     }
     return convMaybeNchwc(ctx, ins, convAttrs(n.attrs, wShape.slice(2)), n.inputs[0], n.inputs[1], wShape);
   },
