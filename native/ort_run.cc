@@ -776,6 +776,20 @@ void winoOutputGradPlane2(const float* __restrict src, int64_t h, int64_t twRun,
   }
 }
 
+// out[i] = sum over j < K of coef[j] * in[j][i] for i < n, zero coefficients skipped (coef is a row of a Wino
+// matrix: with the loops over it unrolled, its values are constants and the sum has only its nonzero terms).
+template <int K>
+__attribute__((always_inline)) inline void combine(float* __restrict out, const float* const* in, const float* coef, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float acc = 0.0f;
+#pragma GCC unroll 6
+    for (int j = 0; j < K; j++) {
+      if (coef[j] != 0.0f) acc += coef[j] * in[j][i];
+    }
+    out[i] = acc;
+  }
+}
+
 // One plane of WinogradInput: src [h, w] -> dst + k * stride (tile (ty, tx) at ty * tw + tx). First across the
 // columns (. B), row by row: the row split by column phase (column m j + q at ph[q][j + 1], zeros at both ends), window
 // column s of tile tx is input column m tx - 1 + s = ph[(s - 1) mod m][tx + floor((s - 1) / m) + 1]. The t
@@ -811,14 +825,7 @@ void winoInputPlane(const float* __restrict src, int64_t h, int64_t twRun, float
       float* __restrict out = rows + (b * M + p) * plane + at;
       const float* in[T];
       for (int s = 0; s < T; s++) in[s] = ph + floorMod(s - 1, M) * (tw + 2) + floorDiv(s - 1, M) + 1;
-      for (int64_t j = 0; j < tw; j++) {
-        float acc = 0.0f;
-#pragma GCC unroll 6
-        for (int s = 0; s < T; s++) {
-          if (W::BT[b][s] != 0.0f) acc += W::BT[b][s] * in[s][j];
-        }
-        out[j] = acc;
-      }
+      combine<T>(out, in, W::BT[b], tw);
     }
   }
 #pragma GCC unroll 6
@@ -827,39 +834,39 @@ void winoInputPlane(const float* __restrict src, int64_t h, int64_t twRun, float
       float* __restrict out = dst + (a * T + b) * stride;
       const float* in[T];
       for (int r = 0; r < T; r++) in[r] = rows + (b * M + floorMod(r - 1, M)) * plane + (floorDiv(r - 1, M) + 1) * tw;
-      for (int64_t i = 0; i < tiles; i++) {
-        float acc = 0.0f;
-#pragma GCC unroll 6
-        for (int r = 0; r < T; r++) {
-          if (W::BT[a][r] != 0.0f) acc += W::BT[a][r] * in[r][i];
-        }
-        out[i] = acc;
-      }
+      combine<T>(out, in, W::BT[a], tiles);
     }
   }
 }
 
-size_t winoInputScratch(int m, int64_t th, int64_t tw) { return m * (tw + 2) + (m + 2) * m * (th * tw + 2 * tw); }
+size_t winoInputScratch(int m, const WinoShape& s) { return m * (s.tw + 2) + (m + 2) * m * (s.th * s.tw + 2 * s.tw); }
 
-// WinogradInput(x [N, C, H, W]) with attribute m -> V [t^2, C, N * tiles], a plane per task.
-void computeWinogradInput(void* kernel, OrtKernelContext* ctx) {
+// An image transform to [t^2, C, N * tiles] (WinogradInput, WinogradOutputGrad), a plane per task: plane(M, TW,
+// src, shape, dst, stride, scratch) with scratch(M, shape) floats of scratch.
+template <typename Scratch, typename Plane>
+void imageTransform(void* kernel, OrtKernelContext* ctx, const char* op, Scratch scratch, Plane plane) {
   auto* k = static_cast<WinoKernel*>(kernel);
   Tensor x = input(ctx, 0);
-  WinoShape s = winoImage(x, k->m, "WinogradInput");
+  WinoShape s = winoImage(x, k->m, op);
   int64_t t = k->m + 2;
   Tensor v = output(ctx, 0, {t * t, s.c, s.tiles});
   size_t stride = static_cast<size_t>(s.c * s.tiles);
   byTile(k->m, s.tw, [&](auto mc, auto tile) {
-    constexpr int M = decltype(mc)::value;
-    constexpr int64_t TW = decltype(tile)::value;
     auto body = [&](size_t task) {
       int64_t n = static_cast<int64_t>(task) / s.c, c = static_cast<int64_t>(task) % s.c;
       thread_local std::vector<float> buf;
-      buf.resize(winoInputScratch(M, s.th, s.tw));
+      buf.resize(scratch(decltype(mc)::value, s));
       float* dst = v.data + static_cast<size_t>(c) * s.tiles + static_cast<size_t>(n * s.th * s.tw);
-      winoInputPlane<M, TW>(x.data + task * s.h * s.w, s.h, s.tw, dst, stride, buf.data());
+      plane(mc, tile, x.data + task * s.h * s.w, s, dst, stride, buf.data());
     };
     parallelFor(ctx, static_cast<size_t>(s.n * s.c), body);
+  });
+}
+
+// WinogradInput(x [N, C, H, W]) with attribute m -> V [t^2, C, N * tiles].
+void computeWinogradInput(void* kernel, OrtKernelContext* ctx) {
+  imageTransform(kernel, ctx, "WinogradInput", winoInputScratch, [](auto mc, auto tile, const float* src, const WinoShape& s, float* dst, size_t stride, float* buf) {
+    winoInputPlane<decltype(mc)::value, decltype(tile)::value>(src, s.h, s.tw, dst, stride, buf);
   });
 }
 
@@ -878,14 +885,7 @@ void winoOutputPlane(const float* __restrict mt, size_t stride, int64_t h, int64
       float* __restrict out = buf + (p * T + b) * tiles;
       const float* in[T];
       for (int a = 0; a < T; a++) in[a] = mt + (a * T + b) * stride;
-      for (int64_t i = 0; i < tiles; i++) {
-        float acc = 0.0f;
-#pragma GCC unroll 6
-        for (int a = 0; a < T; a++) {
-          if (W::AT[p][a] != 0.0f) acc += W::AT[p][a] * in[a][i];
-        }
-        out[i] = acc;
-      }
+      combine<T>(out, in, W::AT[p], tiles);
     }
   }
   for (int64_t ty = 0; ty < th; ty++) {
@@ -967,26 +967,19 @@ void winoOutputGradPlane(const float* __restrict src, int64_t h, int64_t twRun, 
     for (int q = 0; q < M; q++) {
       float* __restrict out = g + q * tiles;
       const float* in[M];
-      for (int p = 0; p < M; p++) in[p] = e + (p * M + q) * tiles;
-      for (int64_t i = 0; i < tiles; i++) {
-        float acc = 0.0f;
-#pragma GCC unroll 4
-        for (int p = 0; p < M; p++) {
-          if (W::AT[p][a] != 0.0f) acc += W::AT[p][a] * in[p][i];
-        }
-        out[i] = acc;
+      float coef[M];
+      for (int p = 0; p < M; p++) {
+        in[p] = e + (p * M + q) * tiles;
+        coef[p] = W::AT[p][a];
       }
+      combine<M>(out, in, coef, tiles);
     }
+    const float* in[M];
+    for (int q = 0; q < M; q++) in[q] = g + q * tiles;
     for (int b = 0; b < T; b++) {
-      float* __restrict out = dst + (a * T + b) * stride;
-      for (int64_t i = 0; i < tiles; i++) {
-        float acc = 0.0f;
-#pragma GCC unroll 4
-        for (int q = 0; q < M; q++) {
-          if (W::AT[q][b] != 0.0f) acc += W::AT[q][b] * g[q * tiles + i];
-        }
-        out[i] = acc;
-      }
+      float coef[M];
+      for (int q = 0; q < M; q++) coef[q] = W::AT[q][b];
+      combine<M>(dst + (a * T + b) * stride, in, coef, tiles);
     }
   }
 }
@@ -994,23 +987,9 @@ void winoOutputGradPlane(const float* __restrict src, int64_t h, int64_t twRun, 
 // WinogradOutputGrad(dy [N, O, H, W]) with attribute m -> [t^2, O, N * tiles]: A dy A^T per m x m tile of dy (the
 // adjoint of WinogradOutput's transform, for the weight gradient).
 void computeWinogradOutputGrad(void* kernel, OrtKernelContext* ctx) {
-  auto* k = static_cast<WinoKernel*>(kernel);
-  Tensor dy = input(ctx, 0);
-  WinoShape s = winoImage(dy, k->m, "WinogradOutputGrad");
-  int64_t t = k->m + 2;
-  Tensor v = output(ctx, 0, {t * t, s.c, s.tiles});
-  size_t stride = static_cast<size_t>(s.c * s.tiles);
-  byTile(k->m, s.tw, [&](auto mc, auto tile) {
-    constexpr int M = decltype(mc)::value;
-    constexpr int64_t TW = decltype(tile)::value;
-    auto body = [&](size_t task) {
-      int64_t n = static_cast<int64_t>(task) / s.c, c = static_cast<int64_t>(task) % s.c;
-      thread_local std::vector<float> buf;
-      buf.resize((M * M + M) * s.th * s.tw);
-      float* dst = v.data + static_cast<size_t>(c) * s.tiles + static_cast<size_t>(n * s.th * s.tw);
-      winoOutputGradPlane<M, TW>(dy.data + task * s.h * s.w, s.h, s.tw, dst, stride, buf.data());
-    };
-    parallelFor(ctx, static_cast<size_t>(s.n * s.c), body);
+  auto scratch = [](int m, const WinoShape& s) { return static_cast<size_t>((m * m + m) * s.th * s.tw); };
+  imageTransform(kernel, ctx, "WinogradOutputGrad", scratch, [](auto mc, auto tile, const float* src, const WinoShape& s, float* dst, size_t stride, float* buf) {
+    winoOutputGradPlane<decltype(mc)::value, decltype(tile)::value>(src, s.h, s.tw, dst, stride, buf);
   });
 }
 
