@@ -4,7 +4,7 @@
 // through onnxruntime-node instead (the benchmark says which one ran).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -32,5 +32,8 @@ const r = spawnSync(compiler, args, { stdio: ["ignore", "inherit", "inherit"] })
 if (r.error) skip(`${compiler}: ${r.error.message}`);
 if (r.status !== 0) skip(`${compiler} exited with ${r.status}`);
 renameSync(tmp, out);
-// The source's hash beside the build: src/runtime/native.ts loads the binding only while they match.
-writeFileSync(`${out}.sha256`, createHash("sha256").update(readFileSync(source)).digest("hex"));
+// The sources' hash beside the build (ort_run.cc and the headers it includes, by name): src/runtime/native.ts
+// computes the same and loads the binding only while they match.
+const hash = createHash("sha256");
+for (const name of ["ort_run.cc", ...readdirSync(dirname(source)).filter((f) => f.endsWith(".h")).sort()]) hash.update(`${name}\0`).update(readFileSync(join(dirname(source), name)));
+writeFileSync(`${out}.sha256`, hash.digest("hex"));
