@@ -177,7 +177,8 @@ bool getDims(napi_env env, napi_value arr, std::vector<int64_t>& dims) {
 
 
 // ---- Custom ops (domain "ai.imagen_ts"): fused GroupNorm (forward and backward), SiLU backward, spatial pads and
-// row shifts, the optimizer's updates; on ORT's intra-op threads ----
+// row shifts, the optimizer's updates, the Winograd transforms of 3x3 convs (winograd.h); on ORT's intra-op
+// threads ----
 struct OrtKernelInfo;
 struct OrtKernelContext;
 struct OrtCustomOpDomain;

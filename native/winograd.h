@@ -73,12 +73,13 @@ void byTile(int64_t m, int64_t tw, F&& body) {
 constexpr int floorDiv(int u, int m) { return u < 0 ? -1 : u / m; }
 constexpr int floorMod(int u, int m) { return u - floorDiv(u, m) * m; }
 
-// F(2x2, 3x3), hand-specialised (the generic form below ran 1.4-1.6x slower on these): one plane of WinogradInput: src [h, w] -> dst + k * stride (tile (ty, tx) at ty * tw + tx). First across the
-// columns (. B), row by row: with e / o the row's even / odd columns, the window of tile tx reads columns
-// o[tx - 1], e[tx], o[tx], e[tx + 1], so c_b = (o[tx - 1] - o[tx], e + o, o - e, e[tx] - e[tx + 1]); these go to
-// the even rows' and the odd rows' arrays (ce after a zero row, co before one). Then down the rows (B^T .): tile
-// row ty reads rows 2ty - 1, 2ty, 2ty + 1, 2ty + 2 = co[ty - 1], ce[ty], co[ty], ce[ty + 1], so each output is
-// one pass over the whole plane's tiles with a fixed offset of a tile row.
+// F(2x2, 3x3), hand-specialised (the generic form below ran 1.4-1.6x slower on these): one plane of WinogradInput:
+// src [h, w] -> dst + k * stride (tile (ty, tx) at ty * tw + tx). First across the columns (. B), row by row: with
+// e / o the row's even / odd columns, the window of tile tx reads columns o[tx - 1], e[tx], o[tx], e[tx + 1], so
+// c_b = (o[tx - 1] - o[tx], e + o, o - e, e[tx] - e[tx + 1]); these go to the even rows' and the odd rows' arrays
+// (ce after a zero row, co before one). Then down the rows (B^T .): tile row ty reads rows 2ty - 1, 2ty, 2ty + 1,
+// 2ty + 2 = co[ty - 1], ce[ty], co[ty], ce[ty + 1], so each output is one pass over the whole plane's tiles with a
+// fixed offset of a tile row.
 template <int64_t TW>
 void winoInputPlane2(const float* __restrict src, int64_t h, int64_t twRun, float* __restrict dst, size_t stride, float* __restrict buf) {
   const int64_t tw = TW ? TW : twRun, w = 2 * tw, th = h / 2, tiles = th * tw, n = tiles + tw;
@@ -126,9 +127,10 @@ void winoInputPlane2(const float* __restrict src, int64_t h, int64_t twRun, floa
   }
 }
 
-// F(2x2, 3x3), hand-specialised (the generic form below ran up to 3x slower at 8x8): one plane of WinogradOutput: m + k * stride (tile (ty, tx) at ty * tw + tx) -> dst [h, 2 * tw], plus `add`.
-// Down the rows (A^T .) in passes over the whole plane's tiles: s_b = m_0b + m_1b + m_2b, u_b = m_1b - m_2b - m_3b;
-// then across (. A), each tile's two columns interleaved into rows 2ty (from s) and 2ty + 1 (from u).
+// F(2x2, 3x3), hand-specialised (the generic form below ran up to 3x slower at 8x8): one plane of WinogradOutput: m
+// + k * stride (tile (ty, tx) at ty * tw + tx) -> dst [h, 2 * tw], plus `add`. Down the rows (A^T .) in passes over
+// the whole plane's tiles: s_b = m_0b + m_1b + m_2b, u_b = m_1b - m_2b - m_3b; then across (. A), each tile's two
+// columns interleaved into rows 2ty (from s) and 2ty + 1 (from u).
 template <int64_t TW>
 void winoOutputPlane2(const float* __restrict m, size_t stride, int64_t h, int64_t twRun, float add, float* __restrict dst, float* __restrict buf) {
   const int64_t tw = TW ? TW : twRun, w = 2 * tw, tiles = (h / 2) * tw;
@@ -163,9 +165,10 @@ void winoOutputPlane2(const float* __restrict m, size_t stride, int64_t h, int64
   }
 }
 
-// F(2x2, 3x3), hand-specialised: one plane of WinogradOutputGrad: dy [h, 2 * tw] -> dst + k * stride (tile (ty, tx) at ty * tw + tx). Each
-// tile's four values split into four arrays over the plane's tiles (row 2ty / 2ty + 1, column 2tx / 2tx + 1),
-// then each output in one pass: down the rows (A .) p = (d0, d0 + d1, d0 - d1, -d1), the same across (. A^T).
+// F(2x2, 3x3), hand-specialised: one plane of WinogradOutputGrad: dy [h, 2 * tw] -> dst + k * stride (tile (ty, tx)
+// at ty * tw + tx). Each tile's four values split into four arrays over the plane's tiles (row 2ty / 2ty + 1,
+// column 2tx / 2tx + 1), then each output in one pass: down the rows (A .) p = (d0, d0 + d1, d0 - d1, -d1), the
+// same across (. A^T).
 template <int64_t TW>
 void winoOutputGradPlane2(const float* __restrict src, int64_t h, int64_t twRun, float* __restrict dst, size_t stride, float* __restrict buf) {
   const int64_t tw = TW ? TW : twRun, w = 2 * tw, tiles = (h / 2) * tw;
