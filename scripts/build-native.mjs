@@ -3,10 +3,10 @@
 // postinstall. Optional: without a compiler (or on a platform other than Linux) imagen-ts runs every graph
 // through onnxruntime-node instead (the benchmark says which one ran).
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nativeSourcesHash } from "./native-sources.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const source = join(root, "native", "ort_run.cc");
@@ -32,8 +32,5 @@ const r = spawnSync(compiler, args, { stdio: ["ignore", "inherit", "inherit"] })
 if (r.error) skip(`${compiler}: ${r.error.message}`);
 if (r.status !== 0) skip(`${compiler} exited with ${r.status}`);
 renameSync(tmp, out);
-// The sources' hash beside the build (ort_run.cc and the headers it includes, by name): src/runtime/native.ts
-// computes the same and loads the binding only while they match.
-const hash = createHash("sha256");
-for (const name of ["ort_run.cc", ...readdirSync(dirname(source)).filter((f) => f.endsWith(".h")).sort()]) hash.update(`${name}\0`).update(readFileSync(join(dirname(source), name)));
-writeFileSync(`${out}.sha256`, hash.digest("hex"));
+// The sources' hash beside the build: src/runtime/native.ts loads the binding only while they still match.
+writeFileSync(`${out}.sha256`, nativeSourcesHash(dirname(source)));

@@ -23,7 +23,7 @@ export interface EmitOptions {
   nchwcBlock?: number;
   /** Lower the ops that have fused kernels in imagenDomain to them (only where the native binding runs the graph). */
   fusedOps?: boolean;
-  /** With fusedOps, lower the 3x3 "same" convs that suit it (and their gradients) to Winograd F(2x2, 3x3). */
+  /** With fusedOps, lower the 3x3 "same" convs that suit it (and their gradients) to Winograd F(2x2 or 4x4, 3x3). */
   winograd?: boolean;
 }
 

@@ -3,11 +3,11 @@
 // caller-owned typed arrays instead of copying each into a new ArrayBuffer. Optional: nativeBinding() is null
 // where it was not built (no C++ compiler at install, not Linux) or IMAGEN_NATIVE=0; graphs then run through
 // onnxruntime-node.
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nativeSourcesHash } from "../../scripts/native-sources.mjs";
 import type { DType } from "../graph/tensor.js";
 import type { HostData } from "./host.js";
 
@@ -46,20 +46,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const nativeModulePath = join(root, "native", "build", "ort_run.node");
 let loaded: { binding: Binding | null; reason: string; version?: string } | undefined;
 
-/** sha256 of native/ort_run.cc and the headers beside it, by name (as scripts/build-native.mjs writes it). */
-function sourcesHash(): string {
-  const dir = join(root, "native");
-  const hash = createHash("sha256");
-  for (const name of ["ort_run.cc", ...readdirSync(dir).filter((f) => f.endsWith(".h")).sort()]) hash.update(`${name}\0`).update(readFileSync(join(dir, name)));
-  return hash.digest("hex");
-}
-
 function load(): NonNullable<typeof loaded> {
   if (process.env.IMAGEN_NATIVE === "0") return { binding: null, reason: "IMAGEN_NATIVE=0" };
   if (process.platform !== "linux") return { binding: null, reason: `not built on ${process.platform}` };
   if (!existsSync(nativeModulePath)) return { binding: null, reason: "not built (run `node scripts/build-native.mjs`; it needs a C++ compiler)" };
   const built = existsSync(`${nativeModulePath}.sha256`) ? readFileSync(`${nativeModulePath}.sha256`, "utf8").trim() : "";
-  if (built !== sourcesHash()) {
+  if (built !== nativeSourcesHash(join(root, "native"))) {
     return { binding: null, reason: "built from another version of native/ort_run.cc or its headers (run `node scripts/build-native.mjs`)" };
   }
   const require = createRequire(import.meta.url);

@@ -49,7 +49,7 @@ export interface SessionOptions {
   fusedKernels?: boolean;
   /**
    * With the fused kernels, compute the 3x3 "same" convs that suit it, and their gradients, by Winograd
-   * F(2x2, 3x3) (src/graph/lower-rules.ts). Default on; IMAGEN_WINOGRAD=0 turns it off.
+   * F(2x2 or 4x4, 3x3) (src/graph/lower-rules.ts). Default on; IMAGEN_WINOGRAD=0 turns it off.
    */
   winograd?: boolean;
 }
