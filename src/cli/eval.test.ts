@@ -40,3 +40,21 @@ test("imagen eval --sampler/--thresholding: the report names them and the images
   await assert.rejects(runEval({ ...flags, guidance: "NaN", model: "/nonexistent" }), /--guidance: expected a finite number >= 0, got "NaN"/);
   await rm(dir, { recursive: true, force: true });
 });
+
+test("imagen eval --category scores one category, each prompt with the seed it has in the whole set; a bad one is refused before loading", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "imagen-eval-cat-"));
+  try {
+    const first = evalPrompts().findIndex((p) => p.scene.claim.category === "positional");
+    const base = { ...flags, stage: "0", steps: "2" };
+    const one = await runEval({ ...base, category: "positional", limit: "1", out: join(dir, "one") });
+    assert.deepEqual(Object.keys(one.categories).filter((c) => c !== "background"), ["positional"]);
+    assert.equal(one.items[0].prompt, evalPrompts()[first].prompt);
+    await runEval({ ...base, limit: String(first + 1), out: join(dir, "all") });
+    const name = `${String(first).padStart(3, "0")}-0.png`;
+    assert.deepEqual(await readFile(join(dir, "one", name)), await readFile(join(dir, "all", name)), "the same image as in the whole set");
+    assert.equal((await runEval({ ...base, category: "text" })).prompts, evalPrompts().filter((p) => p.scene.claim.category === "text").length);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  await assert.rejects(runEval({ ...flags, category: "shapes", model: "/nonexistent" }), /--category: expected one of colors, counting, positional, text, got "shapes"/);
+});

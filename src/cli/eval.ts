@@ -15,7 +15,7 @@ import { guidanceFor, parseSampler, samplerFor, stepsFor, thresholdingFor } from
 import { parseThresholding } from "../diffusion/guidance.js";
 import { defaultSteps, samplerNames, type SamplerName } from "../diffusion/samplers.js";
 
-export interface EvalFlags { model?: string; samples: string; seed: string; guidance?: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string }
+export interface EvalFlags { model?: string; samples: string; seed: string; guidance?: string; steps?: string; out?: string; json?: boolean; limit?: string; stage?: string; augLevel?: string; prompts?: string; sampler?: string; thresholding?: string; category?: string }
 export interface EvalReport {
   model: string; samples: number; seed: number; guidance: number; augLevel: number; sampler: SamplerName; steps: number; thresholding: string; promptSet: PromptSet; prompts: number; stage: number; size: number;
   /** Share of attributes judged right, per category (background checks reported on their own). */
@@ -42,7 +42,14 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   if (f.thresholding !== undefined) parseThresholding(f.thresholding); // a bad flag fails before the model loads
   const promptSet = (f.prompts ?? "heldout") as PromptSet;
   if (!promptSets.includes(promptSet)) throw new ValueError(`--prompts: expected one of ${promptSets.join(", ")}, got "${f.prompts}"`);
-  let prompts = evalPrompts(promptSet);
+  // Each prompt keeps its index in the whole set, which picks its seed: a category scored alone gets the
+  // same images as in a run over every prompt.
+  let prompts = evalPrompts(promptSet).map((p, index) => ({ ...p, index }));
+  if (f.category !== undefined) {
+    const cats = [...new Set(prompts.map((p) => p.scene.claim.category))];
+    if (!cats.includes(f.category as (typeof cats)[number])) throw new ValueError(`--category: expected one of ${cats.join(", ")}, got "${f.category}"`);
+    prompts = prompts.filter((p) => p.scene.claim.category === f.category);
+  }
   if (f.limit !== undefined) prompts = prompts.slice(0, positiveInt("limit", f.limit, prompts.length));
   const loaded = await loadCascade(model);
   const thresholdingText = thresholdingFor(f.thresholding, loaded.sampling);
@@ -59,7 +66,8 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
   const report: EvalReport = { model, samples, seed, guidance, augLevel, sampler, steps: steps ?? defaultSteps[sampler], thresholding: thresholdingText, promptSet, prompts: prompts.length, stage, size: loaded.stages[stage].unet.config.imageSize, categories: {}, items: [] };
   if (f.out) await mkdir(f.out, { recursive: true });
   try {
-    for (const [k, p] of prompts.entries()) {
+    for (const [n, p] of prompts.entries()) {
+      const k = p.index;
       const out = await cascade.sample({ prompts: Array(samples).fill(p.prompt), seed: seed + k, guidance, augLevel, steps, sampler, thresholding, stopAtStage: stage });
       const last = out[out.length - 1], S = last.size, per = 3 * S * S;
       for (let s = 0; s < samples; s++) {
@@ -75,7 +83,7 @@ export async function runEval(f: EvalFlags): Promise<EvalReport> {
         }
         if (f.out) await writeFile(join(f.out, `${String(k).padStart(3, "0")}-${s}.png`), imageToPng(img, S, S, { parameters: p.prompt }));
       }
-      progress({ stage: 0, step: k + 1, steps: prompts.length });
+      progress({ stage: 0, step: n + 1, steps: prompts.length });
     }
   } finally {
     cascade.dispose();
@@ -101,6 +109,7 @@ export function registerEval(program: Command): void {
     .option("--thresholding <kind>", "none, static, dynamic or dynamic:P (as imagen generate; default: the model's recommendation, else dynamic)")
     .option("--aug-level <a>", "noise-augmentation level for super-resolution stages (as imagen generate)", String(defaultAugLevel))
     .option("--prompts <set>", `prompt set: heldout (new colour/shape pairs and sign words; the scored one) or seen (pairs and words training shows)`, "heldout")
+    .option("--category <name>", "only this category's prompts (colors, counting, positional or text), each with the seed it has in the whole set")
     .option("--limit <n>", "only the first n prompts")
     .option("--stage <n>", "score this stage's output (0: the base) instead of the final image; the oracle is less reliable below 128 px")
     .option("--out <dir>", "also write every image here")

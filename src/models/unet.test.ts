@@ -266,3 +266,48 @@ test("textStats: the U-Net standardises each text channel (padded tokens stay ze
   assert.throws(() => new UNet({ ...tinyBase, textStats: { mean: stats.mean.slice(1), std: stats.std } }, new Rng(0)), /UNet textStats: expected \{"mean": \[6 numbers\]/);
   assert.throws(() => new UNet({ ...tinyBase, textStats: { mean: stats.mean, std: stats.std.map((s, c) => (c === 2 ? 0 : s)) } }, new Rng(0)), /"std": \[6 numbers > 0\]/);
 });
+
+/** Gives the layout map's zero-initialised output layer random values. */
+function wakeLayout(model: UNet, seed = 15): void {
+  const rng = new Rng(seed);
+  for (const [name, p] of model.namedParameters()) if (/^layout\.fc2\./.test(name)) p.data = rng.normal(p.data.length).map((v) => v * 0.2);
+}
+
+test("layout map: gradients through it agree with finite differences and ORT (upsampled, exact and pooled to each level)", async () => {
+  await gradCheck({ ...tinyBase, layoutMap: 4 }, (m) => wakeLayout(m));
+  await gradCheck({ ...tinySr, layoutMap: 8 }, (m) => wakeLayout(m));
+});
+
+test("a layout map starts at zero (weights without it load unchanged), then puts the caption's content in places", async () => {
+  const plain = new UNet(tinyBase, new Rng(6));
+  const mapped = new UNet({ ...tinyBase, layoutMap: 2 }, new Rng(6));
+  for (const [k, v] of plain.stateDict()) assert.deepEqual(mapped.stateDict().get(k)?.data, v.data, k);
+  const added = [...mapped.stateDict().keys()].filter((k) => !plain.stateDict().has(k));
+  assert.ok(added.length > 0 && added.every((k) => k.startsWith("layout.")), `added keys: ${added.join(", ")}`);
+  // One projection per ResBlock: 1 + 1 down, 2 in the middle, 2 + 2 up.
+  assert.equal(added.filter((k) => /^layout\.proj\.\d+\.weight$/.test(k)).length, 8);
+  const dir = await mkdtemp(join(tmpdir(), "imagen-layout-"));
+  try {
+    const { loaded } = await startedFromPlain({ layoutMap: 2 }, dir);
+    const { x, text, mask } = orderInputs();
+    const p = forward(plain, x, text, mask, L4);
+    assert.ok(maxDiff(forward(loaded, x, text, mask, L4), p) < 1e-9, "a zero-initialised layout map changes the output");
+    wakeLayout(loaded);
+    const woken = forward(loaded, x, text, mask, L4);
+    assert.ok(maxDiff(woken, p) > 1e-3, "an awake layout map leaves the output unchanged");
+    // What it adds depends on the caption and differs between places: another caption changes the output by
+    // different amounts on the left and the right half of the image.
+    const other = forward(loaded, x, text.map((v) => -v), mask, L4);
+    const S = tinyBase.imageSize;
+    const half = (right: boolean) => {
+      let m = 0;
+      for (let i = 0; i < woken.length; i++) if ((i % S >= S / 2) === right) m += Math.abs(woken[i] - other[i]);
+      return m;
+    };
+    assert.ok(Math.abs(half(true) - half(false)) > 1e-3 * (half(true) + half(false)), "the caption changes both halves alike");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => new UNet({ ...tinyBase, layoutMap: 3 }, new Rng(0)), /UNet layoutMap: a 3x3 map does not fit the 8x8 level/);
+  assert.throws(() => new UNet({ ...tinyBase, layoutMap: 1.5 }, new Rng(0)), /UNet layoutMap: expected an integer grid size from 1 to 32/);
+});

@@ -12,6 +12,7 @@ import { Module } from "../nn/module.js";
 import { AttnBlock, Downsample, groupsFor, ResBlock, Upsample, type TextAttention } from "./blocks.js";
 import { TextPool, TimeEmbedding, type TextPooling } from "./embeddings.js";
 import { TextLayers, textLayersPrefix, tokenPositionFeatureCount, tokenPositionFeatures } from "./text-layers.js";
+import { checkLayoutGrid, LayoutMap } from "./layout-map.js";
 import { checkTextStats, type TextStats } from "../text/embedding-stats.js";
 
 export interface UNetConfig {
@@ -55,6 +56,11 @@ export interface UNetConfig {
    * mirror hold the same words). Off or no key: none (Imagen relies on T5-XXL's contextual embeddings).
    */
   textPositions?: boolean;
+  /**
+   * A layout map: the text through a small MLP to a G x G spatial feature map added to every ResBlock's output
+   * (src/models/layout-map.ts), a direct path from words to places; zero-initialised. 0 or no key: none (Imagen).
+   */
+  layoutMap?: number;
   textAttention: TextAttention;
   selfAttention: boolean;
   textPooling: TextPooling;
@@ -86,6 +92,7 @@ export function checkUNetConfig(c: UNetConfig): void {
   if (c.attnPositions !== undefined && typeof c.attnPositions !== "boolean") throw bad("attnPositions", c.attnPositions, "true, false or no key");
   if (c.textPositions !== undefined && typeof c.textPositions !== "boolean") throw bad("textPositions", c.textPositions, "true, false or no key");
   if (c.textLayers !== undefined && !(Number.isInteger(c.textLayers) && c.textLayers >= 0 && c.textLayers <= 8)) throw bad("textLayers", c.textLayers, "an integer from 0 to 8, or no key");
+  if (c.layoutMap !== undefined && c.layoutMap !== 0) checkLayoutGrid(c.layoutMap, c.channelMults.map((_, l) => c.imageSize / 2 ** l));
   if (c.textStats !== undefined) checkTextStats(c.textStats, c.textDim, "UNet textStats");
   if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
   for (const m of c.channelMults) {
@@ -121,6 +128,7 @@ export class UNet extends Module {
   readonly textProj: Linear | null;
   readonly textLayers: TextLayers | null;
   readonly textPos: Linear | null;
+  readonly layout: LayoutMap | null;
   readonly convIn: Conv2d; readonly normOut: GroupNorm; readonly convOut: Conv2d;
   readonly levels: Level[] = []; readonly upLevels: UpLevel[] = [];
   readonly mid: { res1: ResBlock; attn: AttnBlock | null; res2: ResBlock };
@@ -197,6 +205,9 @@ export class UNet extends Module {
     // Zero weights drawn from no stream, as the attention positions.
     this.textPos = c.textPositions ? this.addModule("text_pos", new Linear(tokenPositionFeatureCount, c.textDim, new ZeroRng(), { bias: false })) : null;
     this.textPos?.weight.data.fill(0);
+    // Its own stream too; every ResBlock's output receives it, in the order the forward pass runs them.
+    const resBlocks = [...this.levels.flatMap((l) => l.res), this.mid.res1, this.mid.res2, ...this.upLevels.flatMap((l) => l.res)];
+    this.layout = c.layoutMap ? this.addModule("layout", new LayoutMap(ctxDim, cond, c.layoutMap, resBlocks.map((r) => r.cout), rng.split("layout"))) : null;
   }
 
   /** Predicts the model output (eps, v or x0 by the stage's parameterisation): [B, outChannels, S, S]. */
@@ -210,13 +221,19 @@ export class UNet extends Module {
     const text = this.textProj ? this.textProj.call(normed) : normed;
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));
+    const map = this.layout ? this.layout.call(text, inp.mask, cond) : null;
+    let placed = 0;
+    const res = (r: ResBlock, x: Tensor) => {
+      const y = r.call(x, cond, training);
+      return this.layout && map ? this.layout.addTo(placed++, y, map) : y;
+    };
     let h = this.convIn.call(c.lowResCond && inp.lowRes ? concat([inp.x, inp.lowRes], 1) : inp.x);
     const stack: Tensor[] = c.efficient ? [] : [h];
     const attn = (a: AttnBlock | null, x: Tensor) => (a ? a.call(x, text, inp.mask) : x);
     for (const level of this.levels) {
       if (level.down) h = level.down.call(h);
       level.res.forEach((r, j) => {
-        h = attn(level.attn[j], r.call(h, cond, training));
+        h = attn(level.attn[j], res(r, h));
         if (!c.efficient) stack.push(h);
       });
       if (c.efficient) stack.push(h);
@@ -225,14 +242,14 @@ export class UNet extends Module {
         stack.push(h);
       }
     }
-    h = this.mid.res2.call(attn(this.mid.attn, this.mid.res1.call(h, cond, training)), cond, training);
+    h = res(this.mid.res2, attn(this.mid.attn, res(this.mid.res1, h)));
     for (const level of this.upLevels) {
       level.res.forEach((r, j) => {
         if (!c.efficient || j === 0) {
           const skip = stack.pop() as Tensor;
           h = concat([h, this.skipScale === 1 ? skip : mul(skip, this.skipScale)], 1);
         }
-        h = attn(level.attn[j], r.call(h, cond, training));
+        h = attn(level.attn[j], res(r, h));
       });
       if (level.up) h = level.up.call(h);
     }
