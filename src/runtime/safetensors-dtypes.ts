@@ -91,7 +91,8 @@ export function toFloat32(entry: TensorEntry): Float32Array {
       `[${entry.shape.join(", ")}] x ${size} bytes of ${entry.dtype}), got ${entry.data.byteLength}; ` +
       "pass data that matches the shape and dtype");
   }
-  if (entry.dtype === "F32" && littleEndian) return new Float32Array(entry.data.slice().buffer);
+  // A copy of exactly the tensor's bytes: `slice()` of a Node Buffer (what parsing a Buffer gives) is a view.
+  if (entry.dtype === "F32" && littleEndian) return new Float32Array(entry.data.buffer.slice(entry.data.byteOffset, entry.data.byteOffset + entry.data.byteLength));
   if ((entry.dtype === "F16" || entry.dtype === "BF16") && littleEndian) return halfToFloat32(entry.data, entry.dtype, count);
   const view = new DataView(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
   const read = readers[entry.dtype];

@@ -128,6 +128,14 @@ test("toFloat32 converts every dtype and reads unaligned views", () => {
   assert.throws(() => toFloat32({ dtype: "F32", shape: [3], data: new Uint8Array(8) }), TensorSizeMismatchError);
 });
 
+test("toFloat32 reads the tensors of a file parsed from a Node Buffer (whose slice() is a view, not a copy)", () => {
+  const a = new Float32Array([0.5, -3, 7]), b = new Float32Array([2, 4]);
+  const bytes = serializeSafetensors({ a: { dtype: "F32", shape: [3], data: a }, b: { dtype: "F32", shape: [2], data: b } });
+  const file = parseSafetensors(Buffer.from(bytes)); // as readFileSync gives it
+  assert.deepEqual([...toFloat32(file.tensors.get("a")!)], [...a]);
+  assert.deepEqual([...toFloat32(file.tensors.get("b")!)], [...b]);
+});
+
 test("F16 and BF16 conversions round to nearest even, both ways", () => {
   const f16: Array<[number, number]> = [
     [1, 0x3c00], [-2, 0xc000], [0.5, 0x3800], [65504, 0x7bff], [Infinity, 0x7c00], [-Infinity, 0xfc00],
