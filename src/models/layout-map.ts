@@ -1,26 +1,28 @@
-// A text-to-layout pathway for small U-Nets: the text (after the text layers and text positions) pooled by a
-// few learned queries, with the conditioning vector, through an MLP to a coarse spatial feature map
-// ([B, K, G, G]) that every ResBlock's output receives through its own 1x1 projection.
+// A text-to-layout pathway for small U-Nets: each of the caption's first tokens (after the text layers and text
+// positions) projected to a few features, kept in order and flattened, with the conditioning vector, through
+// an MLP to a coarse spatial feature map ([B, K, G, G]) that every ResBlock's output receives through its own
+// 1x1 projection.
 //
 // Why: in a U-Net, text reaches a place in the image only through attention, where an image token's query
 // (knowing where it is) must meet a text key that knows which object the caption puts on which side. Both
 // start near zero and each one's gradient needs the other (a saddle): a small model trained on hundreds of
 // thousands of "a red circle to the left of a blue square" scenes still drew the two objects on whichever
-// sides the noise picked. The FiLM conditioning is the same at every pixel. This map is a direct, one-hop
-// path from words to places: its output layer starts at zero (the U-Net computes exactly what it computes
-// without it, so trained weights load unchanged) and its first gradient is already a useful one.
+// sides the noise picked. The FiLM conditioning is the same at every pixel, and pooled text hardly depends on
+// word order. Here the MLP sees which word stands where in the caption, and its map reaches every place: a
+// one-hop path from word order to layout. Its output layer starts at zero (the U-Net computes exactly what it
+// computes without it, so trained weights load unchanged) and its first gradient is already a useful one.
 import { ValueError } from "../util/errors.js";
 import type { Rng } from "../util/rng.js";
-import { attention, avgPool, silu, upsampleNearest } from "../graph/composite.js";
-import { add, concat, expand, reshape } from "../graph/ops-basic.js";
+import { avgPool, silu, upsampleNearest } from "../graph/composite.js";
+import { constant } from "../graph/build.js";
+import { add, concat, expand, mul, reshape, slice, unsqueeze } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
-import { keyMaskBias } from "../nn/attention.js";
 import { Conv2d, Linear } from "../nn/layers.js";
-import { Module, Parameter } from "../nn/module.js";
-import * as init from "../nn/init.js";
+import { Module } from "../nn/module.js";
 
-/** Learned pooling queries, MLP width and map channels of a layout map. */
-export const layoutQueries = 4;
+/** Tokens the map reads (later ones are ignored, shorter captions padded), features per token, MLP width, map channels. */
+export const layoutTokens = 32;
+export const layoutTokenFeatures = 32;
 export const layoutHidden = 256;
 export const layoutChannels = 32;
 /** Parameter-name prefix of the layout map in a U-Net's state dict. */
@@ -37,7 +39,7 @@ export function checkLayoutGrid(grid: unknown, sizes: number[]): void {
 }
 
 export class LayoutMap extends Module {
-  readonly queries: Parameter; // [1, Q, D]
+  readonly token: Linear; // per-token features
   readonly fc1: Linear;
   readonly fc2: Linear; // zero-initialised: the map starts at zero
   readonly proj: Conv2d[] = [];
@@ -45,9 +47,8 @@ export class LayoutMap extends Module {
   /** widths: the output channels of each ResBlock that receives the map, in the order the forward pass runs them. */
   constructor(readonly textDim: number, condDim: number, readonly grid: number, widths: number[], rng: Rng) {
     super();
-    // Unit-variance queries: attention scores of about unit spread, so pooling starts order- and word-selective.
-    this.queries = this.addParameter("queries", new Parameter(init.normal(rng, layoutQueries * textDim, 1), [1, layoutQueries, textDim]));
-    this.fc1 = this.addModule("fc1", new Linear(layoutQueries * textDim + condDim, layoutHidden, rng));
+    this.token = this.addModule("token", new Linear(textDim, layoutTokenFeatures, rng));
+    this.fc1 = this.addModule("fc1", new Linear(layoutTokens * layoutTokenFeatures + condDim, layoutHidden, rng));
     this.fc2 = this.addModule("fc2", new Linear(layoutHidden, layoutChannels * grid * grid, rng));
     for (const p of [this.fc2.weight, this.fc2.bias]) p?.data.fill(0);
     widths.forEach((w, i) => this.proj.push(this.addModule(`proj.${i}`, new Conv2d(layoutChannels, w, 1, rng, { bias: false }))));
@@ -56,9 +57,11 @@ export class LayoutMap extends Module {
   /** text [B, L, D], mask [B, L] 0/1, cond [B, condDim] -> the map [B, K, G, G]. */
   forward(text: Tensor, mask: Tensor, cond: Tensor): Tensor {
     const [b, l] = text.shape;
-    const q = expand(this.queries.t, [b, layoutQueries, this.textDim]);
-    const pooled = attention(q, text, text, reshape(keyMaskBias(mask), [b, 1, l])); // [B, Q, D]
-    const h = silu(this.fc1.call(concat([reshape(pooled, [b, layoutQueries * this.textDim]), cond], 1)));
+    if (typeof l !== "number") throw new ValueError(`UNet layout map: the caption length must be static, got ${String(l)}`);
+    let tokens: Tensor = mul(this.token.call(text), unsqueeze(mask, 2)); // [B, L, F], padding at zero
+    if (l > layoutTokens) tokens = slice(tokens, 1, 0, layoutTokens);
+    if (l < layoutTokens) tokens = concat([tokens, expand(constant(new Float32Array(layoutTokenFeatures), [1, 1, layoutTokenFeatures]), [b, layoutTokens - l, layoutTokenFeatures])], 1);
+    const h = silu(this.fc1.call(concat([reshape(tokens, [b, layoutTokens * layoutTokenFeatures]), cond], 1)));
     return reshape(this.fc2.call(h), [b, layoutChannels, this.grid, this.grid]);
   }
 

@@ -10,6 +10,7 @@ import type { HostTensor } from "../runtime/host.js";
 import { bindParameters } from "../nn/module.js";
 import { UNet, type UNetConfig } from "./unet.js";
 import { AttnBlock, positionFeatureCount, positionFeatures } from "./blocks.js";
+import { LayoutMap } from "./layout-map.js";
 import { presetByName } from "./presets.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -305,9 +306,41 @@ test("a layout map starts at zero (weights without it load unchanged), then puts
       return m;
     };
     assert.ok(Math.abs(half(true) - half(false)) > 1e-3 * (half(true) + half(false)), "the caption changes both halves alike");
+    // It reads the words in order: the same words in another order give another output (no text positions here).
+    await checkOrderAddition({ layoutMap: 2 }, (m) => wakeLayout(m), "a layout map", dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
   assert.throws(() => new UNet({ ...tinyBase, layoutMap: 3 }, new Rng(0)), /UNet layoutMap: a 3x3 map does not fit the 8x8 level/);
   assert.throws(() => new UNet({ ...tinyBase, layoutMap: 1.5 }, new Rng(0)), /UNet layoutMap: expected an integer grid size from 1 to 32/);
+});
+
+test("the layout map reads the caption's first 32 tokens in order, padding at zero, and ignores later ones", () => {
+  const D = 6, B = 2, cond = 5;
+  const layout = new LayoutMap(D, cond, 2, [4], new Rng(3));
+  layout.fc2.weight.data = new Rng(4).normal(layout.fc2.weight.data.length);
+  const run = (text: Float32Array, L: number, mask: number[]) => {
+    const ins = { text: input("text", [B, L, D]), mask: input("mask", [B, L]), cond: input("cond", [B, cond]) };
+    const bound = bindParameters(layout, "input");
+    const feeds: Record<string, NDArray> = { text: nd([B, L, D], text), mask: nd([B, L], mask), cond: nd([B, cond], new Rng(5).normal(B * cond)) };
+    for (const [name, p] of layout.namedParameters()) feeds[name] = nd([...p.shape], p.data);
+    const out = layout.call(ins.text, ins.mask, ins.cond);
+    bound.release();
+    return evaluate([out], feeds)[0].data;
+  };
+  const L = 40, text = new Rng(6).normal(B * L * D), ones = Array(B * L).fill(1);
+  const changed = (t: number) => {
+    const out = Float32Array.from(text);
+    for (let d = 0; d < D; d++) out[t * D + d] += 1;
+    return out;
+  };
+  const base = run(text, L, ones);
+  assert.ok(maxDiff(run(changed(35), L, ones), base) < 1e-12, "token 35 changes the map");
+  assert.ok(maxDiff(run(changed(31), L, ones), base) > 1e-3, "token 31 does not change the map");
+  assert.ok(maxDiff(run(swapTokens(text, B, L, D, 0, 2), L, ones), base) > 1e-3, "word order does not change the map");
+  // A 3-token caption reads as the same caption padded to 40 tokens with masked padding.
+  const short = new Float32Array(B * 3 * D);
+  for (let b = 0; b < B; b++) short.set(text.subarray(b * L * D, (b * L + 3) * D), b * 3 * D);
+  const padMask = Array.from({ length: B * L }, (_, i) => (i % L < 3 ? 1 : 0));
+  assert.ok(maxDiff(run(short, 3, Array(B * 3).fill(1)), run(text, L, padMask)) < 1e-12, "padding differs from a shorter caption");
 });
