@@ -141,6 +141,9 @@ test("bad training configs and datasets are refused with the field and the fix",
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, lrScales: [10] }] }, /"stages\[0\]\.lrScales" must be an object of parameter-name patterns to learning-rate factors/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, lrScales: { "text_pos[": 10 } }] }, /"stages\[0\]\.lrScales": AdamW lrScales: "text_pos\[" is not a valid regular expression/);
   await expectBad({ ...config("r"), stages: [{ unet: { ...unet, textPositions: 1 }, steps: 1 }] }, /"stages\[0\]\.unet": UNet textPositions: expected true, false or no key/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 1, highNoise: { share: 0.4, from: 1 } }] }, /"stages\[0\]\.highNoise" must be \{"share": a number in \[0, 1\], "from": a number in \[0, 1\)\}, e\.g\. \{"share": 0\.4, "from": 0\.9\}, got \{"share":0\.4,"from":1\}/);
+  await expectBad({ ...config("r"), stages: [{ unet, steps: 1, highNoise: { share: 0.4, form: 0.9 } }] }, /"stages\[0\]\.highNoise" must be \{"share"/);
+  await expectBad({ ...config("r"), stages: [{ unet: { ...unet, layoutMap: 5 }, steps: 1 }] }, /"stages\[0\]\.unet": UNet layoutMap: a 5x5 map does not fit the 8x8 level/);
   await expectBad({ ...config("r"), sampling: { sampler: "euler" } }, /sampling\.sampler: expected one of ancestral, ddim, dpmpp2m, got "euler"/);
   await expectBad({ ...config("r"), sampling: { thresholding: "soft" } }, /sampling\.thresholding: expected none, static, dynamic or dynamic:P \(e\.g\. dynamic:99\.5\), got "soft"/);
   await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of scenes, toy, jsonl, folder/);

@@ -51,6 +51,8 @@ export interface StageTrainOptions {
   schedule?: ScheduleName;
   parameterization?: Parameterization;
   condDrop?: number;
+  /** Draw this share of the diffusion times uniformly from [from, 1] instead of [0, 1] (see `drawTimes`). */
+  highNoise?: HighNoise;
   minSnrGamma?: number;
   emaDecay?: number;
   clipNorm?: number;
@@ -107,7 +109,7 @@ async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<stri
     const enc = await o.encoder.encode(missing);
     missing.forEach((cap, i) => textCache.set(cap, { e: enc.embeddings.slice(i * L * D, (i + 1) * L * D), m: enc.mask.slice(i * L, (i + 1) * L) }));
   }
-  const drops = rng.uniform(B), times = rng.uniform(B);
+  const drops = rng.uniform(B), times = drawTimes(rng, B, o.highNoise);
   for (let b = 0; b < B; b++) {
     if (drops[b] >= (o.condDrop ?? 0.1)) {
       const cached = textCache.get(captions[b]) as { e: Float32Array; m: Float32Array };
@@ -188,4 +190,22 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
     await o.onStep?.(step);
   }
   return { losses, trainer: trainer as unknown as TrainStep<Record<string, never>> };
+}
+
+/** A share of training times drawn from the top of the noise range, [from, 1]. */
+export interface HighNoise { share: number; from: number }
+
+/**
+ * A batch's diffusion times: uniform in [0, 1], or, with `high`, each one with probability `share` uniform in
+ * [from, 1]. Where a layout is decided (at the top of the noise range, where x_t no longer shows where the
+ * objects are: on 32 px scenes of flat shapes, t > ~0.95 of the cosine schedule) uniform times put only a few
+ * percent of the samples; the rest of the range keeps its relative weights. Without `high` (or at share 0) the
+ * draws are exactly those of earlier runs.
+ */
+export function drawTimes(rng: Rng, B: number, high?: HighNoise): Float32Array {
+  const times = rng.uniform(B);
+  if (!high || high.share === 0) return times;
+  const pick = rng.uniform(B);
+  for (let b = 0; b < B; b++) if (pick[b] < high.share) times[b] = high.from + (1 - high.from) * times[b];
+  return times;
 }

@@ -8,6 +8,7 @@ import { presetByName, presets } from "../models/presets.js";
 import { parameterizations, type Parameterization } from "./objective.js";
 import { scheduleNames, type ScheduleName } from "../diffusion/schedule.js";
 import { lrSchedules, type LrScheduleName } from "./lr.js";
+import type { HighNoise } from "./stage-trainer.js";
 import { lrScaleOf } from "./adamw.js";
 import { kindShares, type SceneKind } from "../data/scenes.js";
 import { checkSampling, type SamplingDefaults } from "../pipeline/model-folder.js";
@@ -31,6 +32,8 @@ export interface StageTrainSpec {
   minSnrGamma?: number; emaDecay?: number; clipNorm: number; weightDecay: number; condDrop: number; cropSize?: number;
   /** Learning-rate factors by parameter-name pattern (AdamW `lrScales`), e.g. for weights new to a fine-tune. */
   lrScales?: Record<string, number>;
+  /** A share of the training times drawn from the top of the noise range (stage-trainer `drawTimes`). */
+  highNoise?: HighNoise;
   checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
 }
 
@@ -52,6 +55,16 @@ function lrScalesOf(v: unknown, where: string): Record<string, number> | undefin
     throw new TrainConfigError(`train config ${where}: ${(e as Error).message}`);
   }
   return v as Record<string, number>;
+}
+function highNoiseOf(v: unknown, where: string): HighNoise | undefined {
+  if (v === undefined) return undefined;
+  const o = isObj(v) ? v : {};
+  const keys = isObj(v) ? Object.keys(v) : [];
+  const share = o.share, from = o.from;
+  if (!isObj(v) || keys.some((k) => k !== "share" && k !== "from") || typeof share !== "number" || !(share >= 0 && share <= 1) || typeof from !== "number" || !(from >= 0 && from < 1)) {
+    throw new TrainConfigError(`train config ${where} must be {"share": a number in [0, 1], "from": a number in [0, 1)}, e.g. {"share": 0.4, "from": 0.9}, got ${JSON.stringify(v)}`);
+  }
+  return { share, from };
 }
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -163,6 +176,7 @@ export function parseTrainConfig(file: string): TrainConfig {
       clipNorm: num(s, "clipNorm", f("clipNorm"), (n) => n > 0, "a number > 0", 1),
       weightDecay: num(s, "weightDecay", f("weightDecay"), (n) => n >= 0 && n < 1, "a number in [0, 1)", 0),
       lrScales: lrScalesOf(s.lrScales, `${file}: "${f("lrScales")}"`),
+      highNoise: highNoiseOf(s.highNoise, `${file}: "${f("highNoise")}"`),
       condDrop: num(s, "condDrop", f("condDrop"), (n) => n >= 0 && n <= 1, "a number in [0, 1]", 0.1),
       cropSize: s.cropSize === undefined ? undefined : num(s, "cropSize", f("cropSize"), (n) => int(n) && n >= 8 && n <= unet.imageSize, `an integer from 8 to ${unet.imageSize}`),
       checkpointEvery: num(s, "checkpointEvery", f("checkpointEvery"), (n) => int(n) && n >= 1, "an integer >= 1", 500),
