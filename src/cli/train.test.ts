@@ -183,14 +183,14 @@ test("the default cascade's config is valid: 32 px base, 128 px SR on the scenes
   assert.equal(cfg.textEncoder.class, "T5TextEncoder");
   // The shipped cascade is a chain of fine-tunes, each starting both stages from the previous config's final
   // weights; npm run train:default runs every link in order and ships the last one.
-  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3", "default-finetune-4", "default-finetune-5", "default-finetune-6", "default-finetune-7"];
+  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3", "default-finetune-4", "default-finetune-5", "default-finetune-6", "default-finetune-7", "default-finetune-8"];
   let prev = cfg;
   for (const name of chain.slice(1)) {
     const ft = parseTrainConfig(fileURLToPath(new URL(`../../examples/${name}.json`, import.meta.url)));
     assert.deepEqual(ft.stages.map((s) => s.initFrom), prev.stages.map((_, i) => join(prev.output, `stage_${i}`, "final.safetensors")), name);
-    // Links may add text layers, attention positions or text positions to a U-Net (zero-initialised, so the previous
-    // weights load unchanged) and spell capitalised words in the captions; nothing else of the U-Nets or the encoder changes.
-    const { textLayers: _, attnPositions: ___, textPositions: ____, ...unet } = ft.stages[0].unet;
+    // Links may add text layers, attention or text positions or a layout map to a U-Net (zero-initialised, so the
+    // previous weights load unchanged) and spell capitalised words in the captions; nothing else of the U-Nets or the encoder changes.
+    const { textLayers: _, attnPositions: ___, textPositions: ____, layoutMap: _____, ...unet } = ft.stages[0].unet;
     assert.deepEqual([unet, ...ft.stages.slice(1).map((s) => s.unet)], cfg.stages.map((s) => s.unet), name);
     const { spellCapitals: __, ...encoder } = ft.textEncoder as { spellCapitals?: boolean };
     assert.deepEqual(encoder, cfg.textEncoder, name);
