@@ -183,7 +183,7 @@ test("the default cascade's config is valid: 32 px base, 128 px SR on the scenes
   assert.equal(cfg.textEncoder.class, "T5TextEncoder");
   // The shipped cascade is a chain of fine-tunes, each starting both stages from the previous config's final
   // weights; npm run train:default runs every link in order and ships the last one.
-  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3", "default-finetune-4", "default-finetune-5", "default-finetune-6", "default-finetune-7", "default-finetune-8"];
+  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3", "default-finetune-4", "default-finetune-5", "default-finetune-6", "default-finetune-7"];
   let prev = cfg;
   for (const name of chain.slice(1)) {
     const ft = parseTrainConfig(fileURLToPath(new URL(`../../examples/${name}.json`, import.meta.url)));
@@ -208,4 +208,9 @@ test("the README's example config is valid", async () => {
   assert.equal(cfg.stages.length, 2);
   assert.equal(cfg.stages[1].unet.imageSize, 32);
   assert.match(cfg.output, /runs[\\/]toy$/);
+  // The layout-map experiment (session 23, not shipped) fine-tunes the shipped cascade's final run.
+  const lay = parseTrainConfig(fileURLToPath(new URL("../../examples/layout-finetune.json", import.meta.url)));
+  assert.equal(lay.stages[0].unet.layoutMap, 8);
+  assert.deepEqual(lay.stages[0].highNoise, { share: 0.4, from: 0.9 });
+  assert.match(lay.stages[0].initFrom ?? "", /runs[\\/]default-ft8[\\/]stage_0[\\/]final\.safetensors$/);
 });
