@@ -3,7 +3,8 @@
 // postinstall. Optional: without a compiler (or on a platform other than Linux) imagen-ts runs every graph
 // through onnxruntime-node instead (the benchmark says which one ran).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nativeSourcesHash } from "./native-sources.mjs";
@@ -18,6 +19,7 @@ const compiler = process.env.CXX || "g++";
 function skip(reason) {
   rmSync(out, { force: true }); // never leave an older build to be loaded against newer code
   rmSync(`${out}.sha256`, { force: true });
+  rmSync(`${out}.build`, { force: true });
   console.warn(`imagen-ts: native ONNX Runtime binding not built (${reason}); graphs run through onnxruntime-node instead, without imagen-ts' fused kernels (training steps about 15% slower)`);
   process.exit(0);
 }
@@ -28,9 +30,19 @@ mkdirSync(dirname(out), { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
 const args = ["-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unused-function",
   `-I${headers}`, "-DNODE_GYP_MODULE_NAME=ort_run", source, "-o", tmp, "-ldl"];
+// What the build depends on besides the sources: the compiler and its flags, Node's ABI, and the CPU (-march=native).
+// An existing build made from the same is kept: `npx imagen` installs the project into npm's cache on its first
+// run, which runs this script again (a 12 s compile before the first image). IMAGEN_REBUILD_NATIVE=1 forces it.
+const cpu = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8").split("\n").filter((l) => /^(model name|flags)\s*:/.test(l)).slice(0, 2).join("\n") : "";
+const stamp = createHash("sha256").update(JSON.stringify([nativeSourcesHash(dirname(source)), compiler, args.slice(0, -3), process.versions.modules, cpu])).digest("hex");
+const stampFile = `${out}.build`;
+if (process.env.IMAGEN_REBUILD_NATIVE !== "1" && existsSync(out) && existsSync(`${out}.sha256`) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) {
+  process.exit(0);
+}
 const r = spawnSync(compiler, args, { stdio: ["ignore", "inherit", "inherit"] });
 if (r.error) skip(`${compiler}: ${r.error.message}`);
 if (r.status !== 0) skip(`${compiler} exited with ${r.status}`);
 renameSync(tmp, out);
 // The sources' hash beside the build: src/runtime/native.ts loads the binding only while they still match.
 writeFileSync(`${out}.sha256`, nativeSourcesHash(dirname(source)));
+writeFileSync(stampFile, stamp);
