@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { compile } from "./session.js";
 import { nativeBinding, nativeStatus } from "./native.js";
 import * as g from "../graph/ops-basic.js";
@@ -17,6 +19,17 @@ test("the native binding is built and loaded wherever a C++ compiler was there a
   const s = nativeStatus();
   assert.ok(s.active, `native binding inactive: ${s.detail}`);
   assert.match(s.detail, /ONNX Runtime 1\.\d+/);
+});
+
+test("the install script keeps a build made from the same sources, flags, Node and CPU (npx's first run reruns it)", (t) => {
+  const out = fileURLToPath(new URL("../../native/build/ort_run.node", import.meta.url));
+  if (process.platform !== "linux" || !hasCompiler || !existsSync(`${out}.build`)) return t.skip("no build stamp (no compiler, not Linux, or built before the stamp)");
+  const before = statSync(out);
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL("../../scripts/build-native.mjs", import.meta.url))], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const after = statSync(out);
+  assert.equal(after.ino, before.ino, "the binding was rebuilt (a new file)");
+  assert.equal(after.mtimeMs, before.mtimeMs, "the binding was rewritten");
 });
 
 test("native and onnxruntime-node sessions compute the same outputs, of every dtype", async (t) => {
