@@ -28,13 +28,14 @@ if (process.platform !== "linux") skip(`platform ${process.platform}`);
 if (!headers) skip("Node's headers (node_api.h) not found");
 mkdirSync(dirname(out), { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
-const args = ["-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unused-function",
-  `-I${headers}`, "-DNODE_GYP_MODULE_NAME=ort_run", source, "-o", tmp, "-ldl"];
+const flags = ["-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unused-function",
+  `-I${headers}`, "-DNODE_GYP_MODULE_NAME=ort_run"];
+const args = [...flags, source, "-o", tmp, "-ldl"];
 // What the build depends on besides the sources: the compiler and its flags, Node's ABI, and the CPU (-march=native).
 // An existing build made from the same is kept: `npx imagen` installs the project into npm's cache on its first
 // run, which runs this script again (a 12 s compile before the first image). IMAGEN_REBUILD_NATIVE=1 forces it.
 const cpu = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8").split("\n").filter((l) => /^(model name|flags)\s*:/.test(l)).slice(0, 2).join("\n") : "";
-const stamp = createHash("sha256").update(JSON.stringify([nativeSourcesHash(dirname(source)), compiler, args.slice(0, -3), process.versions.modules, cpu])).digest("hex");
+const stamp = createHash("sha256").update(JSON.stringify([nativeSourcesHash(dirname(source)), compiler, flags, process.versions.modules, cpu])).digest("hex");
 const stampFile = `${out}.build`;
 if (process.env.IMAGEN_REBUILD_NATIVE !== "1" && existsSync(out) && existsSync(`${out}.sha256`) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) {
   process.exit(0);

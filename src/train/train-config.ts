@@ -58,13 +58,10 @@ function lrScalesOf(v: unknown, where: string): Record<string, number> | undefin
 }
 function highNoiseOf(v: unknown, where: string): HighNoise | undefined {
   if (v === undefined) return undefined;
-  const o = isObj(v) ? v : {};
-  const keys = isObj(v) ? Object.keys(v) : [];
-  const share = o.share, from = o.from;
-  if (!isObj(v) || keys.some((k) => k !== "share" && k !== "from") || typeof share !== "number" || !(share >= 0 && share <= 1) || typeof from !== "number" || !(from >= 0 && from < 1)) {
-    throw new TrainConfigError(`train config ${where} must be {"share": a number in [0, 1], "from": a number in [0, 1)}, e.g. {"share": 0.4, "from": 0.9}, got ${JSON.stringify(v)}`);
-  }
-  return { share, from };
+  const ok = isObj(v) && Object.keys(v).every((k) => k === "share" || k === "from")
+    && typeof v.share === "number" && v.share >= 0 && v.share <= 1 && typeof v.from === "number" && v.from >= 0 && v.from < 1;
+  if (!ok) throw new TrainConfigError(`train config ${where} must be {"share": a number in [0, 1], "from": a number in [0, 1)}, e.g. {"share": 0.4, "from": 0.9}, got ${JSON.stringify(v)}`);
+  return { share: v.share as number, from: v.from as number };
 }
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
