@@ -213,4 +213,11 @@ test("the README's example config is valid", async () => {
   assert.equal(lay.stages[0].unet.layoutMap, 8);
   assert.deepEqual(lay.stages[0].highNoise, { share: 0.4, from: 0.9 });
   assert.match(lay.stages[0].initFrom ?? "", /runs[\\/]default-ft8[\\/]stage_0[\\/]final\.safetensors$/);
+  // The token-placement experiment (session 24): the same run with token placement instead of the layout map.
+  const place = parseTrainConfig(fileURLToPath(new URL("../../examples/placement-finetune.json", import.meta.url)));
+  const { tokenPlacement, ...placeUnet } = place.stages[0].unet;
+  const { layoutMap: _, ...layUnet } = lay.stages[0].unet;
+  assert.equal(tokenPlacement, 8);
+  assert.deepEqual(placeUnet, layUnet);
+  assert.deepEqual(place.stages[0].lrScales, { "^place\\.": 5 });
 });

@@ -10,7 +10,7 @@ import { ValueError } from "../util/errors.js";
 import { Rng, ZeroRng } from "../util/rng.js";
 import { UNet, type UNetConfig } from "../models/unet.js";
 import { textLayersPrefix } from "../models/text-layers.js";
-import { layoutPrefix } from "../models/layout-map.js";
+import { layoutPrefix, placementPrefix } from "../models/layout-map.js";
 import { checkTextStats, embeddingStats, type TextStats } from "../text/embedding-stats.js";
 import { writeTextAtomic } from "../util/fs.js";
 import { WordEncoder } from "../text/word-encoder.js";
@@ -174,13 +174,14 @@ export async function loadInitWeights(unet: UNet, from: string, field: string): 
     throw new ValueError(`${field}: ${file} does not exist; give a .safetensors file or a model folder's stage folder (with model.safetensors), or remove the key to train from scratch`);
   }
   const weights = await float32StateDict(file);
-  // Weights trained without text layers (or attention or text positions, or a layout map) start a U-Net with them: the additions
+  // Weights trained without text layers (or attention or text positions, a layout map or token placement) start a U-Net with them: the additions
   // keep their initialisation, whose zero output projections leave the loaded network's function unchanged.
   const additions: ((k: string) => boolean)[] = [];
   if (unet.textLayers !== null) additions.push((k) => k.startsWith(textLayersPrefix));
   if (unet.config.attnPositions) additions.push((k) => attnPositionKey.test(k));
   if (unet.textPos !== null) additions.push((k) => k === "text_pos.weight");
   if (unet.layout !== null) additions.push((k) => k.startsWith(layoutPrefix));
+  if (unet.placement !== null) additions.push((k) => k.startsWith(placementPrefix));
   for (const isAddition of additions) {
     if ([...weights.keys()].some(isAddition)) continue;
     for (const [k, v] of unet.stateDict()) if (isAddition(k)) weights.set(k, v);

@@ -15,7 +15,7 @@ import { ValueError } from "../util/errors.js";
 import type { Rng } from "../util/rng.js";
 import { avgPool, silu, upsampleNearest } from "../graph/composite.js";
 import { constant } from "../graph/build.js";
-import { add, concat, expand, mul, reshape, slice, unsqueeze } from "../graph/ops-basic.js";
+import { add, concat, expand, matmul, mul, reshape, slice, softmax, transpose, unsqueeze } from "../graph/ops-basic.js";
 import type { Tensor } from "../graph/tensor.js";
 import { Conv2d, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
@@ -28,30 +28,53 @@ export const layoutChannels = 32;
 /** Parameter-name prefix of the layout map in a U-Net's state dict. */
 export const layoutPrefix = "layout.";
 
+/** Parameter-name prefix of the token placement in a U-Net's state dict. */
+export const placementPrefix = "place.";
+
 /** Checks that a map of `grid` x `grid` fits every resolution `sizes` of a U-Net (each a multiple or divisor). */
-export function checkLayoutGrid(grid: unknown, sizes: number[]): void {
+export function checkLayoutGrid(grid: unknown, sizes: number[], key = "layoutMap"): void {
   if (!(typeof grid === "number" && Number.isInteger(grid) && grid >= 1 && grid <= 32)) {
-    throw new ValueError(`UNet layoutMap: expected an integer grid size from 1 to 32 (e.g. 8), 0 or no key; got ${JSON.stringify(grid)}`);
+    throw new ValueError(`UNet ${key}: expected an integer grid size from 1 to 32 (e.g. 8), 0 or no key; got ${JSON.stringify(grid)}`);
   }
   for (const s of sizes) {
-    if (s % grid !== 0 && grid % s !== 0) throw new ValueError(`UNet layoutMap: a ${grid}x${grid} map does not fit the ${s}x${s} level; use a grid that divides or is divided by every level's size`);
+    if (s % grid !== 0 && grid % s !== 0) throw new ValueError(`UNet ${key}: a ${grid}x${grid} map does not fit the ${s}x${s} level; use a grid that divides or is divided by every level's size`);
   }
 }
 
-export class LayoutMap extends Module {
+/** A coarse [B, K, G, G] map that every ResBlock's output receives through its own bias-free 1x1 projection. */
+abstract class ResBlockMap extends Module {
+  readonly proj: Conv2d[] = [];
+
+  constructor(readonly grid: number) {
+    super();
+  }
+
+  /** widths: the output channels of each ResBlock that receives the map, in the order the forward pass runs them. */
+  protected addProjections(widths: number[], rng: Rng): void {
+    widths.forEach((w, i) => this.proj.push(this.addModule(`proj.${i}`, new Conv2d(layoutChannels, w, 1, rng, { bias: false }))));
+  }
+
+  /** h [B, C, S, S] plus the i-th projection of the map at S x S. */
+  addTo(i: number, h: Tensor, map: Tensor): Tensor {
+    const s = h.shape[2] as number;
+    const resized = s === this.grid ? map : s > this.grid ? upsampleNearest(map, s / this.grid) : avgPool(map, this.grid / s);
+    return add(h, this.proj[i].call(resized));
+  }
+}
+
+export class LayoutMap extends ResBlockMap {
   readonly token: Linear; // per-token features
   readonly fc1: Linear;
   readonly fc2: Linear; // zero-initialised: the map starts at zero
-  readonly proj: Conv2d[] = [];
 
   /** widths: the output channels of each ResBlock that receives the map, in the order the forward pass runs them. */
-  constructor(readonly textDim: number, condDim: number, readonly grid: number, widths: number[], rng: Rng) {
-    super();
+  constructor(readonly textDim: number, condDim: number, grid: number, widths: number[], rng: Rng) {
+    super(grid);
     this.token = this.addModule("token", new Linear(textDim, layoutTokenFeatures, rng));
     this.fc1 = this.addModule("fc1", new Linear(layoutTokens * layoutTokenFeatures + condDim, layoutHidden, rng));
     this.fc2 = this.addModule("fc2", new Linear(layoutHidden, layoutChannels * grid * grid, rng));
     for (const p of [this.fc2.weight, this.fc2.bias]) p?.data.fill(0);
-    widths.forEach((w, i) => this.proj.push(this.addModule(`proj.${i}`, new Conv2d(layoutChannels, w, 1, rng, { bias: false }))));
+    this.addProjections(widths, rng);
   }
 
   /** text [B, L, D], mask [B, L] 0/1, cond [B, condDim] -> the map [B, K, G, G]. */
@@ -64,11 +87,35 @@ export class LayoutMap extends Module {
     const h = silu(this.fc1.call(concat([reshape(tokens, [b, layoutTokens * layoutTokenFeatures]), cond], 1)));
     return reshape(this.fc2.call(h), [b, layoutChannels, this.grid, this.grid]);
   }
+}
 
-  /** h [B, C, S, S] plus the i-th projection of the map at S x S. */
-  addTo(i: number, h: Tensor, map: Tensor): Tensor {
-    const s = h.shape[2] as number;
-    const resized = s === this.grid ? map : s > this.grid ? upsampleNearest(map, s / this.grid) : avgPool(map, this.grid / s);
-    return add(h, this.proj[i].call(resized));
+/**
+ * Token placement: every caption token (after the text layers and text positions) says where it goes, as a
+ * softmax over the G x G places, and what it puts there (its own projection to K features, zero-initialised);
+ * the map sums each token's content over its places. Unlike the layout map's MLP over the whole caption, a
+ * token's place comes from a linear function of its own contextual vector, so what decides it is what the
+ * token carries about its role (first or second object, the relation word the text layers bring to it), and a
+ * colour or shape word places the same way whichever words it is paired with: a pair never trained can still
+ * go to the named side. Padding puts nothing anywhere.
+ */
+export class TokenPlacement extends ResBlockMap {
+  readonly where: Linear; // place logits
+  readonly value: Linear; // zero-initialised: the map starts at zero
+
+  constructor(readonly textDim: number, grid: number, widths: number[], rng: Rng) {
+    super(grid);
+    this.where = this.addModule("where", new Linear(textDim, grid * grid, rng));
+    this.value = this.addModule("value", new Linear(textDim, layoutChannels, rng));
+    for (const p of [this.value.weight, this.value.bias]) p?.data.fill(0);
+    this.addProjections(widths, rng);
+  }
+
+  /** text [B, L, D], mask [B, L] 0/1 -> the map [B, K, G, G]. */
+  forward(text: Tensor, mask: Tensor): Tensor {
+    const b = text.shape[0];
+    const places = softmax(this.where.call(text), -1); // [B, L, G*G]
+    const values = mul(this.value.call(text), unsqueeze(mask, 2)); // [B, L, K], padding at zero
+    const map = matmul(transpose(places, [0, 2, 1]), values); // [B, G*G, K]
+    return reshape(transpose(map, [0, 2, 1]), [b, layoutChannels, this.grid, this.grid]);
   }
 }

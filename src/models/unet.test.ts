@@ -10,7 +10,7 @@ import type { HostTensor } from "../runtime/host.js";
 import { bindParameters } from "../nn/module.js";
 import { UNet, type UNetConfig } from "./unet.js";
 import { AttnBlock, positionFeatureCount, positionFeatures } from "./blocks.js";
-import { LayoutMap } from "./layout-map.js";
+import { LayoutMap, TokenPlacement } from "./layout-map.js";
 import { presetByName } from "./presets.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -343,4 +343,85 @@ test("the layout map reads the caption's first 32 tokens in order, padding at ze
   for (let b = 0; b < B; b++) short.set(text.subarray(b * L * D, (b * L + 3) * D), b * 3 * D);
   const padMask = Array.from({ length: B * L }, (_, i) => (i % L < 3 ? 1 : 0));
   assert.ok(maxDiff(run(short, 3, Array(B * 3).fill(1)), run(text, L, padMask)) < 1e-12, "padding differs from a shorter caption");
+});
+
+/** Gives the token placement's zero-initialised content projection random values. */
+function wakePlacement(model: UNet, seed = 16): void {
+  const rng = new Rng(seed);
+  for (const [name, p] of model.namedParameters()) if (/^place\.value\./.test(name)) p.data = rng.normal(p.data.length).map((v) => v * 0.5);
+}
+
+test("token placement: gradients through it agree with finite differences and ORT (upsampled, exact and pooled to each level)", async () => {
+  await gradCheck({ ...tinyBase, tokenPlacement: 4 }, (m) => wakePlacement(m));
+  await gradCheck({ ...tinySr, tokenPlacement: 8 }, (m) => wakePlacement(m));
+});
+
+test("token placement starts at zero (weights without it load unchanged), then puts the caption's content in places", async () => {
+  const plain = new UNet(tinyBase, new Rng(6));
+  const placed = new UNet({ ...tinyBase, tokenPlacement: 2 }, new Rng(6));
+  for (const [k, v] of plain.stateDict()) assert.deepEqual(placed.stateDict().get(k)?.data, v.data, k);
+  const added = [...placed.stateDict().keys()].filter((k) => !plain.stateDict().has(k));
+  assert.deepEqual(added.filter((k) => !/^place\.proj\.\d+\.weight$/.test(k)).sort(), ["place.value.bias", "place.value.weight", "place.where.bias", "place.where.weight"]);
+  assert.equal(added.length - 4, 8, "one projection per ResBlock");
+  const dir = await mkdtemp(join(tmpdir(), "imagen-place-"));
+  try {
+    const { loaded } = await startedFromPlain({ tokenPlacement: 2 }, dir);
+    const { x, text, mask } = orderInputs();
+    const p = forward(plain, x, text, mask, L4);
+    assert.ok(maxDiff(forward(loaded, x, text, mask, L4), p) < 1e-9, "a zero-initialised token placement changes the output");
+    wakePlacement(loaded);
+    const woken = forward(loaded, x, text, mask, L4);
+    assert.ok(maxDiff(woken, p) > 1e-3, "an awake token placement leaves the output unchanged");
+    const other = forward(loaded, x, text.map((v) => -v), mask, L4);
+    const S = tinyBase.imageSize;
+    const half = (right: boolean) => {
+      let m = 0;
+      for (let i = 0; i < woken.length; i++) if ((i % S >= S / 2) === right) m += Math.abs(woken[i] - other[i]);
+      return m;
+    };
+    assert.ok(Math.abs(half(true) - half(false)) > 1e-3 * (half(true) + half(false)), "the caption changes both halves alike");
+    // With text positions, word order reaches the places (without them each token places itself alone: below).
+    await checkOrderAddition({ tokenPlacement: 2, textPositions: true }, (m) => {
+      wakePlacement(m);
+      for (const [name, q] of m.namedParameters()) if (name === "text_pos.weight") q.data = new Rng(17).normal(q.data.length);
+    }, "token placement with text positions", dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => new UNet({ ...tinyBase, tokenPlacement: 3 }, new Rng(0)), /UNet tokenPlacement: a 3x3 map does not fit the 8x8 level/);
+  assert.throws(() => new UNet({ ...tinyBase, tokenPlacement: -1 }, new Rng(0)), /UNet tokenPlacement: expected an integer grid size from 1 to 32/);
+});
+
+test("token placement: each token puts its own content where its own vector says, whatever the other tokens are", () => {
+  const D = 6, B = 1, G = 2, K = 32;
+  const place = new TokenPlacement(D, G, [4], new Rng(3));
+  place.value.weight.data = new Rng(4).normal(place.value.weight.data.length);
+  const run = (text: Float32Array, L: number, mask: number[]) => {
+    const ins = { text: input("text", [B, L, D]), mask: input("mask", [B, L]) };
+    const bound = bindParameters(place, "input");
+    const feeds: Record<string, NDArray> = { text: nd([B, L, D], text), mask: nd([B, L], mask) };
+    for (const [name, p] of place.namedParameters()) feeds[name] = nd([...p.shape], p.data);
+    const out = place.call(ins.text, ins.mask);
+    bound.release();
+    return evaluate([out], feeds)[0].data;
+  };
+  const L = 3, text = new Rng(6).normal(B * L * D);
+  const all = run(text, L, [1, 1, 1]);
+  assert.equal(all.length, K * G * G);
+  // The map is the sum of each token's own part: tokens alone (the others masked) add up to the whole.
+  const alone = [0, 1, 2].map((k) => run(text, L, [0, 1, 2].map((j) => (j === k ? 1 : 0))));
+  assert.ok(maxDiff(all, alone[0].map((v, i) => v + alone[1][i] + alone[2][i])) < 1e-5, "the map is not the sum of the tokens' parts");
+  // A token's part does not depend on its neighbours, and padding puts nothing anywhere.
+  const changedOthers = Float32Array.from(text);
+  for (let i = D; i < L * D; i++) changedOthers[i] += 1;
+  assert.ok(maxDiff(run(changedOthers, L, [1, 0, 0]), alone[0]) < 1e-12, "a token's part depends on the other tokens");
+  assert.ok(Math.max(...run(text, L, [0, 0, 0]).map(Math.abs)) === 0, "padding puts content in the map");
+  // Its content goes where its place logits point: a large logit for place 3 puts (nearly) all of it there.
+  place.where.weight.data.fill(0);
+  place.where.bias!.data = Float32Array.from([0, 0, 0, 30]);
+  const one = run(text, L, [1, 0, 0]);
+  for (let k = 0; k < K; k++) {
+    for (let g = 0; g < 3; g++) assert.ok(Math.abs(one[k * G * G + g]) < 1e-6 * (1 + Math.abs(one[k * G * G + 3])), `content ${k} at place ${g}`);
+  }
+  assert.ok(Math.max(...one.map(Math.abs)) > 1e-3, "the token placed nothing");
 });

@@ -12,7 +12,7 @@ import { Module } from "../nn/module.js";
 import { AttnBlock, Downsample, groupsFor, ResBlock, Upsample, type TextAttention } from "./blocks.js";
 import { TextPool, TimeEmbedding, type TextPooling } from "./embeddings.js";
 import { TextLayers, textLayersPrefix, tokenPositionFeatureCount, tokenPositionFeatures } from "./text-layers.js";
-import { checkLayoutGrid, LayoutMap } from "./layout-map.js";
+import { checkLayoutGrid, LayoutMap, TokenPlacement } from "./layout-map.js";
 import { checkTextStats, type TextStats } from "../text/embedding-stats.js";
 
 export interface UNetConfig {
@@ -61,6 +61,11 @@ export interface UNetConfig {
    * (src/models/layout-map.ts), a direct path from words to places; zero-initialised. 0 or no key: none (Imagen).
    */
   layoutMap?: number;
+  /**
+   * Token placement: each text token's own place logits over a G x G grid and its content (zero-initialised),
+   * summed into a map added to every ResBlock's output (src/models/layout-map.ts). 0 or no key: none (Imagen).
+   */
+  tokenPlacement?: number;
   textAttention: TextAttention;
   selfAttention: boolean;
   textPooling: TextPooling;
@@ -93,6 +98,7 @@ export function checkUNetConfig(c: UNetConfig): void {
   if (c.textPositions !== undefined && typeof c.textPositions !== "boolean") throw bad("textPositions", c.textPositions, "true, false or no key");
   if (c.textLayers !== undefined && !(Number.isInteger(c.textLayers) && c.textLayers >= 0 && c.textLayers <= 8)) throw bad("textLayers", c.textLayers, "an integer from 0 to 8, or no key");
   if (c.layoutMap !== undefined && c.layoutMap !== 0) checkLayoutGrid(c.layoutMap, c.channelMults.map((_, l) => c.imageSize / 2 ** l));
+  if (c.tokenPlacement !== undefined && c.tokenPlacement !== 0) checkLayoutGrid(c.tokenPlacement, c.channelMults.map((_, l) => c.imageSize / 2 ** l), "tokenPlacement");
   if (c.textStats !== undefined) checkTextStats(c.textStats, c.textDim, "UNet textStats");
   if (c.attnLevels.some((l) => !Number.isInteger(l) || l < 0 || l >= levels)) throw bad("attnLevels", c.attnLevels, `levels in 0..${levels - 1}`);
   for (const m of c.channelMults) {
@@ -129,6 +135,7 @@ export class UNet extends Module {
   readonly textLayers: TextLayers | null;
   readonly textPos: Linear | null;
   readonly layout: LayoutMap | null;
+  readonly placement: TokenPlacement | null;
   readonly convIn: Conv2d; readonly normOut: GroupNorm; readonly convOut: Conv2d;
   readonly levels: Level[] = []; readonly upLevels: UpLevel[] = [];
   readonly mid: { res1: ResBlock; attn: AttnBlock | null; res2: ResBlock };
@@ -208,6 +215,7 @@ export class UNet extends Module {
     // Its own stream too; every ResBlock's output receives it, in the order the forward pass runs them.
     const resBlocks = [...this.levels.flatMap((l) => l.res), this.mid.res1, this.mid.res2, ...this.upLevels.flatMap((l) => l.res)];
     this.layout = c.layoutMap ? this.addModule("layout", new LayoutMap(ctxDim, cond, c.layoutMap, resBlocks.map((r) => r.cout), rng.split("layout"))) : null;
+    this.placement = c.tokenPlacement ? this.addModule("place", new TokenPlacement(ctxDim, c.tokenPlacement, resBlocks.map((r) => r.cout), rng.split("place"))) : null;
   }
 
   /** Predicts the model output (eps, v or x0 by the stage's parameterisation): [B, outChannels, S, S]. */
@@ -222,10 +230,14 @@ export class UNet extends Module {
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));
     const map = this.layout ? this.layout.call(text, inp.mask, cond) : null;
+    const places = this.placement ? this.placement.call(text, inp.mask) : null;
     let placed = 0;
     const res = (r: ResBlock, x: Tensor) => {
-      const y = r.call(x, cond, training);
-      return this.layout && map ? this.layout.addTo(placed++, y, map) : y;
+      let y = r.call(x, cond, training);
+      if (this.layout && map) y = this.layout.addTo(placed, y, map);
+      if (this.placement && places) y = this.placement.addTo(placed, y, places);
+      placed++;
+      return y;
     };
     let h = this.convIn.call(c.lowResCond && inp.lowRes ? concat([inp.x, inp.lowRes], 1) : inp.x);
     const stack: Tensor[] = c.efficient ? [] : [h];
