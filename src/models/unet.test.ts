@@ -345,10 +345,10 @@ test("the layout map reads the caption's first 32 tokens in order, padding at ze
   assert.ok(maxDiff(run(short, 3, Array(B * 3).fill(1)), run(text, L, padMask)) < 1e-12, "padding differs from a shorter caption");
 });
 
-/** Gives the token placement's zero-initialised content projection random values. */
+/** Gives the token placement's zero-initialised content projection and caption gate random values. */
 function wakePlacement(model: UNet, seed = 16): void {
   const rng = new Rng(seed);
-  for (const [name, p] of model.namedParameters()) if (/^place\.value\./.test(name)) p.data = rng.normal(p.data.length).map((v) => v * 0.5);
+  for (const [name, p] of model.namedParameters()) if (/^place\.(value|context)\./.test(name)) p.data = rng.normal(p.data.length).map((v) => v * (name.includes("value") ? 0.5 : 0.1));
 }
 
 test("token placement: gradients through it agree with finite differences and ORT (upsampled, exact and pooled to each level)", async () => {
@@ -361,8 +361,8 @@ test("token placement starts at zero (weights without it load unchanged), then p
   const placed = new UNet({ ...tinyBase, tokenPlacement: 2 }, new Rng(6));
   for (const [k, v] of plain.stateDict()) assert.deepEqual(placed.stateDict().get(k)?.data, v.data, k);
   const added = [...placed.stateDict().keys()].filter((k) => !plain.stateDict().has(k));
-  assert.deepEqual(added.filter((k) => !/^place\.proj\.\d+\.weight$/.test(k)).sort(), ["place.value.bias", "place.value.weight", "place.where.bias", "place.where.weight"]);
-  assert.equal(added.length - 4, 8, "one projection per ResBlock");
+  assert.deepEqual(added.filter((k) => !/^place\.proj\.\d+\.weight$/.test(k)).sort(), ["place.context.bias", "place.context.weight", "place.value.bias", "place.value.weight", "place.where.bias", "place.where.weight"]);
+  assert.equal(added.length - 6, 8, "one projection per ResBlock");
   const dir = await mkdtemp(join(tmpdir(), "imagen-place-"));
   try {
     const { loaded } = await startedFromPlain({ tokenPlacement: 2 }, dir);
@@ -392,7 +392,7 @@ test("token placement starts at zero (weights without it load unchanged), then p
   assert.throws(() => new UNet({ ...tinyBase, tokenPlacement: -1 }, new Rng(0)), /UNet tokenPlacement: expected an integer grid size from 1 to 32/);
 });
 
-test("token placement: each token puts its own content where its own vector says, whatever the other tokens are", () => {
+test("token placement: each token puts its own content where its vector, gated by the caption, says", () => {
   const D = 6, B = 1, G = 2, K = 32;
   const place = new TokenPlacement(D, G, [4], new Rng(3));
   place.value.weight.data = new Rng(4).normal(place.value.weight.data.length);
@@ -408,14 +408,22 @@ test("token placement: each token puts its own content where its own vector says
   const L = 3, text = new Rng(6).normal(B * L * D);
   const all = run(text, L, [1, 1, 1]);
   assert.equal(all.length, K * G * G);
-  // The map is the sum of each token's own part: tokens alone (the others masked) add up to the whole.
+  // As initialised (the caption's gate at zero) the map is the sum of each token's own part: tokens alone (the
+  // others masked) add up to the whole, and a token's part does not depend on its neighbours.
   const alone = [0, 1, 2].map((k) => run(text, L, [0, 1, 2].map((j) => (j === k ? 1 : 0))));
   assert.ok(maxDiff(all, alone[0].map((v, i) => v + alone[1][i] + alone[2][i])) < 1e-5, "the map is not the sum of the tokens' parts");
-  // A token's part does not depend on its neighbours, and padding puts nothing anywhere.
   const changedOthers = Float32Array.from(text);
   for (let i = D; i < L * D; i++) changedOthers[i] += 1;
   assert.ok(maxDiff(run(changedOthers, L, [1, 0, 0]), alone[0]) < 1e-12, "a token's part depends on the other tokens");
   assert.ok(Math.max(...run(text, L, [0, 0, 0]).map(Math.abs)) === 0, "padding puts content in the map");
+  // With the gate awake, the other words move a token's place but not its content: summed over the places, the
+  // map is each token's own content, whatever the caption.
+  place.context.weight.data = new Rng(8).normal(place.context.weight.data.length);
+  const overPlaces = (map: ArrayLike<number>) => Float32Array.from({ length: K }, (_, k) => Array.from({ length: G * G }, (__, g) => map[k * G * G + g]).reduce((a, v) => a + v, 0));
+  const gatedAll = run(text, L, [1, 1, 1]);
+  assert.ok(maxDiff(gatedAll, all) > 1e-3, "the caption's gate moves no token");
+  assert.ok(maxDiff(overPlaces(gatedAll), overPlaces(all)) < 1e-5, "the caption's gate changes what the tokens put in the map");
+  place.context.weight.data.fill(0);
   // Its content goes where its place logits point: a large logit for place 3 puts (nearly) all of it there.
   place.where.weight.data.fill(0);
   place.where.bias!.data = Float32Array.from([0, 0, 0, 30]);

@@ -218,15 +218,21 @@ export class UNet extends Module {
     this.placement = c.tokenPlacement ? this.addModule("place", new TokenPlacement(ctxDim, c.tokenPlacement, resBlocks.map((r) => r.cout), rng.split("place"))) : null;
   }
 
+  /** The text as attention and the maps read it: standardised, normed, through the text layers, plus positions, projected. */
+  contextText(encoded: Tensor, mask: Tensor): Tensor {
+    const c = this.config;
+    const standardised = this.textNorm.call(c.textStats ? standardise(encoded, mask, c.textStats) : encoded);
+    const layered = this.textLayers ? this.textLayers.call(standardised, mask) : standardised;
+    const L = encoded.shape[1] as number;
+    const normed = this.textPos ? add(layered, this.textPos.call(constant(tokenPositionFeatures(L), [1, L, tokenPositionFeatureCount]))) : layered;
+    return this.textProj ? this.textProj.call(normed) : normed;
+  }
+
   /** Predicts the model output (eps, v or x0 by the stage's parameterisation): [B, outChannels, S, S]. */
   forward(inp: UNetInputs, training = false): Tensor {
     const c = this.config;
     if (c.lowResCond && (!inp.lowRes || !inp.augLevel)) throw new ValueError("UNet: a super-resolution U-Net needs lowRes and augLevel inputs");
-    const standardised = this.textNorm.call(c.textStats ? standardise(inp.text, inp.mask, c.textStats) : inp.text);
-    const layered = this.textLayers ? this.textLayers.call(standardised, inp.mask) : standardised;
-    const L = inp.text.shape[1] as number;
-    const normed = this.textPos ? add(layered, this.textPos.call(constant(tokenPositionFeatures(L), [1, L, tokenPositionFeatureCount]))) : layered;
-    const text = this.textProj ? this.textProj.call(normed) : normed;
+    const text = this.contextText(inp.text, inp.mask);
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));
     const map = this.layout ? this.layout.call(text, inp.mask, cond) : null;
