@@ -144,6 +144,9 @@ test("bad training configs and datasets are refused with the field and the fix",
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, highNoise: { share: 0.4, from: 1 } }] }, /"stages\[0\]\.highNoise" must be \{"share": a number in \[0, 1\], "from": a number in \[0, 1\)\}, e\.g\. \{"share": 0\.4, "from": 0\.9\}, got \{"share":0\.4,"from":1\}/);
   await expectBad({ ...config("r"), stages: [{ unet, steps: 1, highNoise: { share: 0.4, form: 0.9 } }] }, /"stages\[0\]\.highNoise" must be \{"share"/);
   await expectBad({ ...config("r"), stages: [{ unet: { ...unet, layoutMap: 5 }, steps: 1 }] }, /"stages\[0\]\.unet": UNet layoutMap: a 5x5 map does not fit the 8x8 level/);
+  await expectBad({ ...config("r"), dataset: { kind: "scenes", seed: 0 }, stages: [{ unet, steps: 1, grounding: 0.01 }] }, /"stages\[0\]\.grounding" expected no key unless the U-Net has token placement \("tokenPlacement": 8\), got 0\.01/);
+  await expectBad({ ...config("r"), stages: [{ unet: { ...unet, tokenPlacement: 4 }, steps: 1, grounding: 0.01 }] }, /"stages\[0\]\.grounding" expected no key unless the dataset is the generated scenes/);
+  await expectBad({ ...config("r"), dataset: { kind: "scenes", seed: 0 }, stages: [{ unet: { ...unet, tokenPlacement: 4 }, steps: 1, grounding: -1 }] }, /"stages\[0\]\.grounding" expected a loss weight from 0 to 100/);
   await expectBad({ ...config("r"), sampling: { sampler: "euler" } }, /sampling\.sampler: expected one of ancestral, ddim, dpmpp2m, got "euler"/);
   await expectBad({ ...config("r"), sampling: { thresholding: "soft" } }, /sampling\.thresholding: expected none, static, dynamic or dynamic:P \(e\.g\. dynamic:99\.5\), got "soft"/);
   await expectBad({ ...config("r"), dataset: { kind: "imagenet" } }, /"dataset\.kind" expected one of scenes, toy, jsonl, folder/);
@@ -220,4 +223,9 @@ test("the README's example config is valid", async () => {
   assert.equal(tokenPlacement, 8);
   assert.deepEqual(placeUnet, layUnet);
   assert.deepEqual(place.stages[0].lrScales, { "^place\\.": 5 });
+  // And with the grounding loss (session 24).
+  const ground = parseTrainConfig(fileURLToPath(new URL("../../examples/grounding-finetune.json", import.meta.url)));
+  const { grounding, ...groundStage } = ground.stages[0];
+  assert.equal(grounding, 0.01);
+  assert.deepEqual({ ...groundStage, grounding: undefined }, { ...place.stages[0] });
 });

@@ -100,7 +100,7 @@ export async function runTrain(f: TrainFlags): Promise<{ losses: number[]; model
   const result = await trainStage({
     unet, encoder, dataset, lowResSize, steps: st.steps, stopAt, batch: st.batch, lr: st.lr, warmupSteps: st.warmupSteps, lrDecay: st.lrDecay,
     lrRestarts: st.lrRestarts, lrRestartScale: st.lrRestartScale,
-    schedule: st.schedule, parameterization: st.parameterization, condDrop: st.condDrop, highNoise: st.highNoise, minSnrGamma: st.minSnrGamma, emaDecay: st.emaDecay,
+    schedule: st.schedule, parameterization: st.parameterization, condDrop: st.condDrop, highNoise: st.highNoise, grounding: st.grounding, minSnrGamma: st.minSnrGamma, emaDecay: st.emaDecay,
     clipNorm: st.clipNorm, weightDecay: st.weightDecay, lrScales: st.lrScales, cropSize: st.cropSize, seed: cfg.seed + 1000 * n, overfitOneBatch: f.overfitOneBatch,
     checkpointDir: join(dir, "checkpoints"), checkpointEvery: st.checkpointEvery, keep: st.keep,
     onLog: (r) => {

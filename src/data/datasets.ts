@@ -9,7 +9,7 @@ import { downsampleArea, resizeBilinear } from "../diffusion/noise-aug.js";
 import type { CaptionedDataset } from "../train/stage-trainer.js";
 import { pngToImage } from "./png.js";
 import { renderToy, toyScene } from "./toy-shapes.js";
-import { kindShares, randomScene, renderScene, type SceneKind } from "./scenes.js";
+import { kindShares, randomScene, renderScene, sceneGrounding, type SceneKind } from "./scenes.js";
 
 export class DatasetError extends ImagenError {}
 
@@ -28,7 +28,7 @@ export function sceneDataset(seed: number, kindWeights?: Partial<Record<SceneKin
   return {
     item: (i) => {
       const s = randomScene(seed, i, { kindWeights });
-      return { caption: s.caption, image: (n) => renderScene(s, n) };
+      return { caption: s.caption, image: (n) => renderScene(s, n), grounding: sceneGrounding(s) };
     },
   };
 }

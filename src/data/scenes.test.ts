@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { defaultKindWeights, heldOutPairs, heldOutWords, kindShares, randomScene, renderScene, signWords, type Thing } from "./scenes.js";
+import { defaultKindWeights, heldOutPairs, heldOutWords, kindShares, randomScene, renderScene, sceneGrounding, signWords, thingKey, type Scene, type Thing } from "./scenes.js";
 import { downsampleArea } from "../diffusion/noise-aug.js";
 import { glyphs } from "./pixel-font.js";
 import { sceneDataset } from "./datasets.js";
@@ -48,7 +48,7 @@ test("scenes: every category appears, and held-out pairs and words never do in t
 
 test("scenes: the counting caption's number matches the items drawn", () => {
   const words: Record<string, number> = { one: 1, two: 2, three: 3, four: 4, "1": 1, "2": 2, "3": 3, "4": 4 };
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 2000; i++) {
     const s = randomScene(5, i);
     if (s.claim.category !== "counting") continue;
     assert.equal(s.items.length, s.claim.count);
@@ -84,4 +84,42 @@ test("scenes: kind weights set the mix of scene kinds; the default mix is unchan
   assert.throws(() => kindShares({ text: -1 }), /"text" must be a finite number >= 0, got -1/);
   assert.throws(() => kindShares({ text: 0 }), /at least one kind needs a weight > 0/);
   assert.throws(() => sceneDataset(0, { text: Number.NaN }), /"text" must be a finite number >= 0, got NaN/);
+});
+
+test("sceneGrounding: each thing's colour word and noun in the caption, with the squares of all its copies", () => {
+  const at = (s: Scene) => sceneGrounding(s).map((g) => ({ words: g.words.map((i) => s.caption.split(" ")[i]).join(" "), boxes: g.boxes.length }));
+  const shape = (color: string, sh: "circle" | "square" | "star"): Thing => ({ kind: "shape", shape: sh, color });
+  const item = (thing: Thing, x: number) => ({ thing, x, y: 0.5, size: 0.3 });
+  const scene = (caption: string, items: Scene["items"]): Scene => ({ background: "white", items, caption, claim: { category: "objects", things: items.map((i) => i.thing) } });
+  // The same noun for two things: each goes with its own colour.
+  const two = scene("a red ball to the left of a blue circle", [item(shape("blue", "circle"), 0.7), item(shape("red", "circle"), 0.3)]);
+  assert.deepEqual(at(two), [{ words: "blue circle", boxes: 1 }, { words: "red ball", boxes: 1 }]);
+  assert.deepEqual(sceneGrounding(two)[1], { words: [1, 2], boxes: [{ x: 0.3, y: 0.5, size: 0.3 }] });
+  // Copies share one phrase (plural); an emoji without a colour word; a comma after a noun; a typo names nothing.
+  const apples: Thing = { kind: "emoji", object: "apple" };
+  assert.deepEqual(at(scene("three green stars and a cat", [item(shape("green", "star"), 0.2), item(shape("green", "star"), 0.5), item(shape("green", "star"), 0.8), item({ kind: "emoji", object: "cat" }, 0.5)])),
+    [{ words: "green stars", boxes: 3 }, { words: "cat", boxes: 1 }]);
+  assert.deepEqual(at(scene("a dog, a red apple and a green apple", [item({ kind: "emoji", object: "dog" }, 0.2), item(apples, 0.5), item({ kind: "emoji", object: "green apple" }, 0.8)])),
+    [{ words: "dog,", boxes: 1 }, { words: "red apple", boxes: 1 }, { words: "green apple", boxes: 1 }]);
+  assert.deepEqual(at(scene("a red squrae", [item(shape("red", "square"), 0.5)])), []);
+  // Over generated scenes: every positional scene (without a typo) grounds both things, each by its colour and noun.
+  let checked = 0;
+  for (let i = 0; i < 2000; i++) {
+    const s = randomScene(5, i);
+    if (s.claim.category === "text") assert.deepEqual(sceneGrounding(s), [], "a sign is not a thing");
+    if (s.claim.category !== "positional" || s.claim.a.kind !== "shape" || s.claim.b.kind !== "shape") continue;
+    const g = sceneGrounding(s), words = s.caption.split(" ");
+    for (const [k, thing] of [s.claim.a, s.claim.b].entries()) {
+      const mine = g.find((x) => x.boxes[0].x === s.items[k].x && x.boxes[0].y === s.items[k].y);
+      const { color } = thing as { color: string };
+      if (!mine) {
+        // Only a typo in its colour word leaves a shape ungrounded (a noun's typo: the noun check below).
+        assert.ok(!words.includes(color) || !/(circle|ball|disc|dot|square|box|block|triangle|star|heart)s?$/.test(words[words.indexOf(color) + 1]), `${s.caption}: ${thingKey(thing)} not grounded`);
+        continue;
+      }
+      assert.equal(words[mine.words[0]], color, s.caption);
+      checked++;
+    }
+  }
+  assert.ok(checked > 120, `only ${checked} grounded shapes in positional scenes`);
 });

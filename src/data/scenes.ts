@@ -397,3 +397,42 @@ export function renderScene(scene: Scene, size: number): Float32Array {
   for (let k = 0; k < img.length; k++) img[k] = 2 * img[k] - 1;
   return direct ? img : downsampleArea(img, 3, s, s / size);
 }
+
+// --- grounding -------------------------------------------------------------------------------------------
+
+/** Caption words (indices into `caption.split(" ")`) that name one thing of a scene, and where its copies are. */
+export interface Grounding { words: number[]; boxes: { x: number; y: number; size: number }[] }
+
+/**
+ * Which caption words name which of the scene's things: each thing's noun (any synonym, singular or plural)
+ * with the colour word before it when that is the thing's colour, and the squares its copies cover. A shape's
+ * noun counts only after its own colour ("a red circle and a blue circle"); an emoji's only when no other
+ * colour stands before it. Words a typo changed name nothing; signs are not things.
+ */
+export function sceneGrounding(scene: Scene): Grounding[] {
+  const words = scene.caption.split(" ").map((w) => w.replace(/[^a-z]/gi, "").toLowerCase());
+  const groups = new Map<string, { thing: Thing; boxes: Grounding["boxes"] }>();
+  for (const it of scene.items) {
+    const key = thingKey(it.thing);
+    const g = groups.get(key) ?? { thing: it.thing, boxes: [] };
+    g.boxes.push({ x: it.x, y: it.y, size: it.size });
+    groups.set(key, g);
+  }
+  const used = new Set<number>();
+  const out: Grounding[] = [];
+  for (const { thing, boxes } of groups.values()) {
+    const [nouns, color] = thing.kind === "shape"
+      ? [shapeSynonyms[thing.shape].flatMap((w) => [w, w === "box" ? "boxes" : `${w}s`]), thing.color]
+      : [emojiByName[thing.object].words.flatMap((w) => [w, pluralOf(w)]), emojiByName[thing.object].color];
+    const at = words.findIndex((w, i) => {
+      if (used.has(i) || !nouns.includes(w)) return false;
+      const before = words[i - 1];
+      return thing.kind === "shape" ? before === color : !(before in objectColors) || before === color;
+    });
+    if (at < 0) continue;
+    const found = at > 0 && words[at - 1] === color ? [at - 1, at] : [at];
+    found.forEach((i) => used.add(i));
+    out.push({ words: found, boxes });
+  }
+  return out;
+}

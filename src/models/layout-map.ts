@@ -118,14 +118,18 @@ export class TokenPlacement extends ResBlockMap {
     this.addProjections(widths, rng);
   }
 
+  /** text [B, L, D], mask [B, L] 0/1 -> each token's place logits [B, L, G*G]. */
+  placeLogits(text: Tensor, mask: Tensor): Tensor {
+    const m = unsqueeze(mask, 2); // [B, L, 1]
+    const mean = div(sum(mul(text, m), 1, true), maximum(sum(m, 1, true), 1)); // [B, 1, D], a dropped caption's at zero
+    return this.where.call(mul(text, add(this.context.call(mean), 1)));
+  }
+
   /** text [B, L, D], mask [B, L] 0/1 -> the map [B, K, G, G]. */
   forward(text: Tensor, mask: Tensor): Tensor {
     const b = text.shape[0];
-    const m = unsqueeze(mask, 2); // [B, L, 1]
-    const mean = div(sum(mul(text, m), 1, true), maximum(sum(m, 1, true), 1)); // [B, 1, D], a dropped caption's at zero
-    const gated = mul(text, add(this.context.call(mean), 1));
-    const places = softmax(this.where.call(gated), -1); // [B, L, G*G]
-    const values = mul(this.value.call(text), m); // [B, L, K], padding at zero
+    const places = softmax(this.placeLogits(text, mask), -1); // [B, L, G*G]
+    const values = mul(this.value.call(text), unsqueeze(mask, 2)); // [B, L, K], padding at zero
     const map = matmul(transpose(places, [0, 2, 1]), values); // [B, G*G, K]
     return reshape(transpose(map, [0, 2, 1]), [b, layoutChannels, this.grid, this.grid]);
   }

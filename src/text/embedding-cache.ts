@@ -144,5 +144,6 @@ export function cachedEncoder(encoder: TextEncoder, dir: string, onWarning: (mes
     return { embeddings, mask, batch: B, length: maxLength, dim, truncated };
   }
 
-  return { id: `fp16-cache/1;${encoder.id}`, dim, maxLength, encode, stats, pathOf };
+  const wordTokens = encoder.wordTokens?.bind(encoder);
+  return { id: `fp16-cache/1;${encoder.id}`, dim, maxLength, encode, stats, pathOf, ...(wordTokens ? { wordTokens } : {}) };
 }

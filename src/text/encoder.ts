@@ -16,4 +16,9 @@ export interface TextEncoder {
   readonly dim: number;
   readonly maxLength: number;
   encode(prompts: readonly string[]): Promise<EncodedText>;
+  /**
+   * For each space-separated word of a prompt, the positions of its tokens in the encoded sequence (tokens cut
+   * at maxLength left out): which tokens a grounding loss (src/train/stage-trainer.ts) supervises. Optional.
+   */
+  wordTokens?(prompt: string): number[][];
 }

@@ -43,3 +43,28 @@ test("T5 encoder: spellCapitals changes only captions with capitals, and its id"
     spelled.dispose();
   }
 });
+
+test("T5 encoder wordTokens: each word's token positions, in order, spelled words letter by letter, cut at maxLength", async () => {
+  const enc = await T5TextEncoder.load(tinyT5, { maxLength: 8, spellCapitals: true });
+  try {
+    const words = (p: string) => enc.wordTokens(p).map((ps) => ps.map((i) => enc.tokenize(p).ids[i]));
+    // "▁ c a t" would take positions 4-7, but 8 tokens keep </s> last: position 7 is cut.
+    assert.deepEqual(enc.wordTokens("a sign that says CAT"), [[0], [1], [2], [3], [4, 5, 6]]);
+    assert.deepEqual(words("a sign that says CAT").flat(), enc.tokenize("a sign that says CAT").ids.slice(0, 7));
+    const long = await T5TextEncoder.load(tinyT5, { maxLength: 32, spellCapitals: true });
+    try {
+      for (const p of ["a sign that says CAT", "a sun, a red apple and a cat", "a picture of a brown block below a brown star"]) {
+        const spans = long.wordTokens(p), ids = long.tokenize(p).ids;
+        assert.equal(spans.length, p.split(" ").length, p);
+        assert.deepEqual(spans.flat(), Array.from({ length: ids.length - 1 }, (_, i) => i), `${p}: every token but </s>, once, in order`);
+        // Every word has tokens of its own (T5 pieces start at words).
+        p.split(" ").forEach((w, i) => assert.ok(spans[i].length >= 1, `${p}: "${w}" has no tokens`));
+      }
+      assert.deepEqual(long.wordTokens("a sign that says CAT")[4], [4, 5, 6, 7]); // "▁ c a t"
+    } finally {
+      long.dispose();
+    }
+  } finally {
+    enc.dispose();
+  }
+});

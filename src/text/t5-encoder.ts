@@ -105,6 +105,18 @@ export class T5TextEncoder implements TextEncoder {
     return { ids: [...ids.slice(0, this.maxLength - 1), ids[ids.length - 1]], truncated: true };
   }
 
+  /** For each space-separated word, the positions of its tokens in `tokenize(prompt)` (before </s>, below maxLength). */
+  wordTokens(prompt: string): number[][] {
+    const words = prompt.split(" ");
+    let done = 0;
+    return words.map((_, i) => {
+      const n = Math.max(done, this.tokenize(words.slice(0, i + 1).join(" ")).ids.length - 1);
+      const mine = Array.from({ length: n - done }, (__, k) => done + k).filter((p) => p < this.maxLength - 1);
+      done = n;
+      return mine;
+    });
+  }
+
   /** Runs the encoder on token ids (each row as given, not truncated), right-padded to the longest row. */
   async run(rows: readonly (readonly number[])[]): Promise<T5Output> {
     if (rows.length === 0) throw new ValueError("T5 encoder: expected at least one sequence, got none");

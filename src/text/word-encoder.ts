@@ -27,6 +27,17 @@ export class WordEncoder implements TextEncoder {
     return v;
   }
 
+  /** For each space-separated word, the positions of its tokens (below maxLength). */
+  wordTokens(prompt: string): number[][] {
+    let done = 0;
+    return prompt.split(" ").map((w) => {
+      const n = tokenizeWords(w).length;
+      const mine = Array.from({ length: n }, (_, k) => done + k).filter((p) => p < this.maxLength);
+      done += n;
+      return mine;
+    });
+  }
+
   async encode(prompts: readonly string[]): Promise<EncodedText> {
     const [L, D] = [this.maxLength, this.dim];
     const embeddings = new Float32Array(prompts.length * L * D);

@@ -2,7 +2,8 @@
 // with per-sample alpha/sigma, predict with the U-Net, regress the parameterisation's target, optionally
 // weighted per sample (min-SNR). Host-side sampling of t, noise and condition dropping is in batch.ts.
 import { ValueError } from "../util/errors.js";
-import { add, mean, mul, reshape, square, sub } from "../graph/ops-basic.js";
+import { add, div, maximum, mean, mul, neg, reshape, square, sub, sum } from "../graph/ops-basic.js";
+import { logSoftmax } from "../graph/composite.js";
 import type { Tensor } from "../graph/tensor.js";
 import type { InputSpec } from "../runtime/session.js";
 import type { UNet } from "../models/unet.js";
@@ -10,8 +11,11 @@ import type { UNet } from "../models/unet.js";
 export type Parameterization = "eps" | "v" | "x0";
 export const parameterizations: readonly Parameterization[] = ["eps", "v", "x0"];
 
-/** The batch inputs of a stage's training graph, with a symbolic batch "B"; `size` for training on crops. */
-export function objectiveInputs(unet: UNet, textLen: number, size = unet.config.imageSize): Record<string, InputSpec> {
+/**
+ * The batch inputs of a stage's training graph, with a symbolic batch "B"; `size` for training on crops;
+ * `grounding` adds each token's target place distribution and weight (see `groundingLoss`).
+ */
+export function objectiveInputs(unet: UNet, textLen: number, size = unet.config.imageSize, grounding = false): Record<string, InputSpec> {
   const c = unet.config;
   const img = { shape: ["B", c.inChannels, size, size] };
   const specs: Record<string, InputSpec> = {
@@ -22,7 +26,24 @@ export function objectiveInputs(unet: UNet, textLen: number, size = unet.config.
     specs.lowRes = img;
     specs.augLevel = { shape: ["B"] };
   }
+  if (grounding) {
+    if (!unet.placement) throw new ValueError("grounding loss: the U-Net has no token placement; add \"tokenPlacement\": 8 to its config");
+    specs.placeTarget = { shape: ["B", textLen, unet.placement.grid ** 2] };
+    specs.placeWeight = { shape: ["B", textLen] };
+  }
   return specs;
+}
+
+/**
+ * The grounding loss: over the tokens that name a thing of the scene (placeWeight 1), the cross-entropy
+ * between where the image has that thing (placeTarget, a distribution over the G x G places) and where the
+ * U-Net's token placement puts the token; 0 for a batch without such tokens.
+ */
+export function groundingLoss(unet: UNet, b: Record<string, Tensor>): Tensor {
+  if (!unet.placement) throw new ValueError("grounding loss: the U-Net has no token placement");
+  const logits = unet.placement.placeLogits(unet.contextText(b.text, b.mask), b.mask); // [B, L, G*G]
+  const ce = neg(sum(mul(b.placeTarget, logSoftmax(logits, -1)), 2)); // [B, L]
+  return div(sum(mul(ce, b.placeWeight)), maximum(sum(b.placeWeight), 1));
 }
 
 const perSample = (v: Tensor) => reshape(v, [v.shape[0], 1, 1, 1]);

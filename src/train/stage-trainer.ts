@@ -10,13 +10,17 @@ import type { TextEncoder } from "../text/encoder.js";
 import type { HostTensor } from "../runtime/host.js";
 import { loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { lrSchedule, type LrScheduleName } from "./lr.js";
-import { diffusionLoss, minSnrWeight, objectiveInputs, type Parameterization } from "./objective.js";
+import { diffusionLoss, groundingLoss, minSnrWeight, objectiveInputs, type Parameterization } from "./objective.js";
+import { add, mul } from "../graph/ops-basic.js";
+import type { Grounding } from "../data/scenes.js";
 import { TrainStep } from "./step.js";
 
 export interface CaptionedItem {
   caption: string;
   /** The image as CHW floats in [-1, 1] at `size` x `size`. */
   image(size: number): Float32Array;
+  /** Which caption words name which things, and where they are (generated scenes know; see `sceneGrounding`). */
+  grounding?: Grounding[];
 }
 export interface CaptionedDataset {
   item(index: number): CaptionedItem;
@@ -51,6 +55,12 @@ export interface StageTrainOptions {
   schedule?: ScheduleName;
   parameterization?: Parameterization;
   condDrop?: number;
+  /**
+   * Weight of the grounding loss (`groundingLoss`): the U-Net's token placement learns to put each word that
+   * names a thing where the scene has it. Needs a U-Net with token placement, an encoder with `wordTokens`
+   * and items with `grounding`. 0 or absent: none.
+   */
+  grounding?: number;
   /** Draw this share of the diffusion times uniformly from [from, 1] instead of [0, 1] (see `drawTimes`). */
   highNoise?: HighNoise;
   minSnrGamma?: number;
@@ -74,7 +84,7 @@ export interface StageTrainResult {
 }
 
 /** Builds the batch of `step`: everything drawn from rng.split(step), so a resumed run sees the same data. */
-async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<string, { e: Float32Array; m: Float32Array }>) {
+async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<string, { e: Float32Array; m: Float32Array; w?: number[][] }>) {
   const c = o.unet.config;
   const [B, full, L, D] = [o.batch, c.imageSize, o.encoder.maxLength, o.encoder.dim];
   const S = o.cropSize ?? full;
@@ -83,6 +93,7 @@ async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<stri
   const text = new Float32Array(B * L * D), mask = new Float32Array(B * L);
   const [alpha, sigma, t, weight] = [0, 0, 0, 0].map(() => new Float32Array(B));
   const captions: string[] = [];
+  const groundings: (Grounding[] | undefined)[] = [];
   const indices = o.overfitOneBatch ? new Rng(o.seed ?? 0).split("batch:1").words(B) : rng.words(B);
   // Crop corners on the low-res grid, so the low-res window is exact.
   const factor = c.lowResCond ? full / (o.lowResSize as number) : 1;
@@ -90,6 +101,7 @@ async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<stri
   for (let b = 0; b < B; b++) {
     const item = o.dataset.item(indices[b]);
     captions.push(item.caption);
+    groundings.push(item.grounding);
     const img = item.image(full);
     if (S === full) {
       x0.set(img, b * 3 * S * S);
@@ -110,11 +122,19 @@ async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<stri
     missing.forEach((cap, i) => textCache.set(cap, { e: enc.embeddings.slice(i * L * D, (i + 1) * L * D), m: enc.mask.slice(i * L, (i + 1) * L) }));
   }
   const drops = rng.uniform(B), times = drawTimes(rng, B, o.highNoise);
+  const G = o.grounding ? (o.unet.placement?.grid as number) : 0;
+  const placeTarget = new Float32Array(o.grounding ? B * L * G * G : 0), placeWeight = new Float32Array(o.grounding ? B * L : 0);
   for (let b = 0; b < B; b++) {
     if (drops[b] >= (o.condDrop ?? 0.1)) {
-      const cached = textCache.get(captions[b]) as { e: Float32Array; m: Float32Array };
+      const cached = textCache.get(captions[b]) as { e: Float32Array; m: Float32Array; w?: number[][] };
       text.set(cached.e, b * L * D);
       mask.set(cached.m, b * L);
+      if (o.grounding) {
+        cached.w ??= (o.encoder.wordTokens as (p: string) => number[][])(captions[b]);
+        const p = placeTargets(groundings[b] ?? [], cached.w, L, G);
+        placeTarget.set(p.target, b * L * G * G);
+        placeWeight.set(p.weight, b * L);
+      }
     }
     const ls = logSnrOf(o.schedule ?? "cosine", times[b]);
     const as = alphaSigma(ls);
@@ -125,6 +145,10 @@ async function makeBatch(o: StageTrainOptions, step: number, textCache: Map<stri
     alpha: { data: alpha, shape: [B] }, sigma: { data: sigma, shape: [B] }, t: { data: t, shape: [B] }, weight: { data: weight, shape: [B] },
     text: { data: text, shape: [B, L, D] }, mask: { data: mask, shape: [B, L] },
   };
+  if (o.grounding) {
+    feeds.placeTarget = { data: placeTarget, shape: [B, L, G * G] };
+    feeds.placeWeight = { data: placeWeight, shape: [B, L] };
+  }
   if (c.lowResCond) {
     const low = S / factor;
     const lowImgs = new Float32Array(B * 3 * low * low);
@@ -149,10 +173,13 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
     }
   }
   if (c.textDim !== o.encoder.dim) throw new ValueError(`trainStage: the U-Net expects text width ${c.textDim}, the encoder gives ${o.encoder.dim}`);
+  if (o.grounding !== undefined && !(Number.isFinite(o.grounding) && o.grounding >= 0)) throw new ValueError(`trainStage grounding: expected a loss weight >= 0, got ${o.grounding}`);
+  if (o.grounding && !o.unet.placement) throw new ValueError("trainStage grounding: the U-Net has no token placement to ground; add \"tokenPlacement\": 8 to its config or remove \"grounding\"");
+  if (o.grounding && !o.encoder.wordTokens) throw new ValueError("trainStage grounding: the text encoder cannot say which tokens each word has (wordTokens); use a T5 encoder or remove \"grounding\"");
   const param = o.parameterization ?? "eps";
   const trainer = await TrainStep.create({
-    model: o.unet, batch: objectiveInputs(o.unet, o.encoder.maxLength, o.cropSize),
-    loss: (b) => diffusionLoss(o.unet, b, param),
+    model: o.unet, batch: objectiveInputs(o.unet, o.encoder.maxLength, o.cropSize, !!o.grounding),
+    loss: (b) => (o.grounding ? add(diffusionLoss(o.unet, b, param), mul(groundingLoss(o.unet, b), o.grounding)) : diffusionLoss(o.unet, b, param)),
     optimizer: { lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay, lrScales: o.lrScales },
     seed: o.seed,
   });
@@ -169,7 +196,7 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
       losses.push(...st.losses);
     }
   }
-  const textCache = new Map<string, { e: Float32Array; m: Float32Array }>();
+  const textCache = new Map<string, { e: Float32Array; m: Float32Array; w?: number[][] }>();
   const last = Math.min(o.steps, o.stopAt ?? o.steps);
   while (trainer.stepCount < last) {
     const step = trainer.stepCount + 1;
@@ -208,4 +235,37 @@ export function drawTimes(rng: Rng, B: number, high?: HighNoise): Float32Array {
   const pick = rng.uniform(B);
   for (let b = 0; b < B; b++) if (pick[b] < high.share) times[b] = high.from + (1 - high.from) * times[b];
   return times;
+}
+
+/**
+ * One caption's grounding targets for a G x G token placement: for every token of a word that names a thing,
+ * the share of the thing's squares (all its copies) that falls in each place, and weight 1; other tokens 0.
+ */
+export function placeTargets(groundings: readonly Grounding[], wordTokens: readonly number[][], L: number, G: number): { target: Float32Array; weight: Float32Array } {
+  const target = new Float32Array(L * G * G), weight = new Float32Array(L);
+  const overlap = (a0: number, a1: number, b0: number, b1: number) => Math.max(0, Math.min(a1, b1) - Math.max(a0, b0));
+  for (const g of groundings) {
+    const dist = new Float32Array(G * G);
+    let total = 0;
+    for (const box of g.boxes) {
+      const [x0, x1, y0, y1] = [box.x - box.size / 2, box.x + box.size / 2, box.y - box.size / 2, box.y + box.size / 2];
+      for (let gy = 0; gy < G; gy++) {
+        for (let gx = 0; gx < G; gx++) {
+          const a = overlap(x0, x1, gx / G, (gx + 1) / G) * overlap(y0, y1, gy / G, (gy + 1) / G);
+          dist[gy * G + gx] += a;
+          total += a;
+        }
+      }
+    }
+    if (!(total > 0)) continue;
+    for (let i = 0; i < dist.length; i++) dist[i] /= total;
+    for (const w of g.words) {
+      for (const p of wordTokens[w] ?? []) {
+        if (p >= L) continue;
+        target.set(dist, p * G * G);
+        weight[p] = 1;
+      }
+    }
+  }
+  return { target, weight };
 }

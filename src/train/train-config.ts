@@ -34,6 +34,8 @@ export interface StageTrainSpec {
   lrScales?: Record<string, number>;
   /** A share of the training times drawn from the top of the noise range (stage-trainer `drawTimes`). */
   highNoise?: HighNoise;
+  /** Weight of the grounding loss on the U-Net's token placement (stage-trainer `grounding`); needs the scenes dataset. */
+  grounding?: number;
   checkpointEvery: number; keep: number; sampleEvery: number; sampleItems: number;
 }
 
@@ -174,6 +176,7 @@ export function parseTrainConfig(file: string): TrainConfig {
       weightDecay: num(s, "weightDecay", f("weightDecay"), (n) => n >= 0 && n < 1, "a number in [0, 1)", 0),
       lrScales: lrScalesOf(s.lrScales, `${file}: "${f("lrScales")}"`),
       highNoise: highNoiseOf(s.highNoise, `${file}: "${f("highNoise")}"`),
+      grounding: s.grounding === undefined ? undefined : num(s, "grounding", f("grounding"), (n) => n >= 0 && n <= 100, "a loss weight from 0 to 100 (e.g. 0.01), or no key"),
       condDrop: num(s, "condDrop", f("condDrop"), (n) => n >= 0 && n <= 1, "a number in [0, 1]", 0.1),
       cropSize: s.cropSize === undefined ? undefined : num(s, "cropSize", f("cropSize"), (n) => int(n) && n >= 8 && n <= unet.imageSize, `an integer from 8 to ${unet.imageSize}`),
       checkpointEvery: num(s, "checkpointEvery", f("checkpointEvery"), (n) => int(n) && n >= 1, "an integer >= 1", 500),
@@ -183,6 +186,8 @@ export function parseTrainConfig(file: string): TrainConfig {
     };
   });
   stages.forEach((s, i) => {
+    if (s.grounding && !s.unet.tokenPlacement) throw bad(`stages[${i}].grounding`, 'no key unless the U-Net has token placement ("tokenPlacement": 8)', s.grounding);
+    if (s.grounding && dataset.kind !== "scenes") throw bad(`stages[${i}].grounding`, "no key unless the dataset is the generated scenes (only they know where each named thing is)", s.grounding);
     if (i > 0 && s.unet.imageSize % stages[i - 1].unet.imageSize !== 0) {
       throw bad(`stages[${i}].unet.imageSize`, `a multiple of stage ${i - 1}'s ${stages[i - 1].unet.imageSize}`, s.unet.imageSize);
     }
