@@ -186,14 +186,14 @@ test("the default cascade's config is valid: 32 px base, 128 px SR on the scenes
   assert.equal(cfg.textEncoder.class, "T5TextEncoder");
   // The shipped cascade is a chain of fine-tunes, each starting both stages from the previous config's final
   // weights; npm run train:default runs every link in order and ships the last one.
-  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3", "default-finetune-4", "default-finetune-5", "default-finetune-6", "default-finetune-7"];
+  const chain = ["default-cascade", "default-finetune", "default-finetune-2", "default-finetune-3", "default-finetune-4", "default-finetune-5", "default-finetune-6", "default-finetune-7", "grounding-finetune"];
   let prev = cfg;
   for (const name of chain.slice(1)) {
     const ft = parseTrainConfig(fileURLToPath(new URL(`../../examples/${name}.json`, import.meta.url)));
     assert.deepEqual(ft.stages.map((s) => s.initFrom), prev.stages.map((_, i) => join(prev.output, `stage_${i}`, "final.safetensors")), name);
-    // Links may add text layers, attention or text positions or a layout map to a U-Net (zero-initialised, so the
-    // previous weights load unchanged) and spell capitalised words in the captions; nothing else of the U-Nets or the encoder changes.
-    const { textLayers: _, attnPositions: ___, textPositions: ____, layoutMap: _____, ...unet } = ft.stages[0].unet;
+    // Links may add text layers, attention or text positions, a layout map or token placement to a U-Net (zero-initialised,
+    // so the previous weights load unchanged) and spell capitalised words in the captions; nothing else of the U-Nets or the encoder changes.
+    const { textLayers: _, attnPositions: ___, textPositions: ____, layoutMap: _____, tokenPlacement: ______, ...unet } = ft.stages[0].unet;
     assert.deepEqual([unet, ...ft.stages.slice(1).map((s) => s.unet)], cfg.stages.map((s) => s.unet), name);
     const { spellCapitals: __, ...encoder } = ft.textEncoder as { spellCapitals?: boolean };
     assert.deepEqual(encoder, cfg.textEncoder, name);
@@ -216,16 +216,12 @@ test("the README's example config is valid", async () => {
   assert.equal(lay.stages[0].unet.layoutMap, 8);
   assert.deepEqual(lay.stages[0].highNoise, { share: 0.4, from: 0.9 });
   assert.match(lay.stages[0].initFrom ?? "", /runs[\\/]default-ft8[\\/]stage_0[\\/]final\.safetensors$/);
-  // The token-placement experiment (session 24): the same run with token placement instead of the layout map.
-  const place = parseTrainConfig(fileURLToPath(new URL("../../examples/placement-finetune.json", import.meta.url)));
-  const { tokenPlacement, ...placeUnet } = place.stages[0].unet;
+  // The shipped cascade's last link (session 24): the same run with token placement and the grounding loss instead of the layout map.
+  const ground = parseTrainConfig(fileURLToPath(new URL("../../examples/grounding-finetune.json", import.meta.url)));
+  const { tokenPlacement, ...groundUnet } = ground.stages[0].unet;
   const { layoutMap: _, ...layUnet } = lay.stages[0].unet;
   assert.equal(tokenPlacement, 8);
-  assert.deepEqual(placeUnet, layUnet);
-  assert.deepEqual(place.stages[0].lrScales, { "^place\\.": 5 });
-  // And with the grounding loss (session 24).
-  const ground = parseTrainConfig(fileURLToPath(new URL("../../examples/grounding-finetune.json", import.meta.url)));
-  const { grounding, ...groundStage } = ground.stages[0];
-  assert.equal(grounding, 0.01);
-  assert.deepEqual({ ...groundStage, grounding: undefined }, { ...place.stages[0] });
+  assert.deepEqual(groundUnet, layUnet);
+  assert.equal(ground.stages[0].grounding, 0.01);
+  assert.deepEqual(ground.stages[0].lrScales, { "^place\\.": 5 });
 });
