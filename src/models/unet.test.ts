@@ -268,6 +268,29 @@ test("textStats: the U-Net standardises each text channel (padded tokens stay ze
   assert.throws(() => new UNet({ ...tinyBase, textStats: { mean: stats.mean, std: stats.std.map((s, c) => (c === 2 ? 0 : s)) } }, new Rng(0)), /"std": \[6 numbers > 0\]/);
 });
 
+/**
+ * A map added to every ResBlock (`extra`), loaded onto the weights of `plain`: the same output until `wake` gives
+ * its zero-initialised weights values; then what it adds depends on the caption and differs between places
+ * (another caption changes the output by different amounts on the left and the right half of the image).
+ */
+async function checkMapAddition(plain: UNet, extra: Partial<UNetConfig>, wake: (m: UNet) => void, what: string, dir: string): Promise<void> {
+  const { loaded } = await startedFromPlain(extra, dir);
+  const { x, text, mask } = orderInputs();
+  const p = forward(plain, x, text, mask, L4);
+  assert.ok(maxDiff(forward(loaded, x, text, mask, L4), p) < 1e-9, `a zero-initialised ${what} changes the output`);
+  wake(loaded);
+  const woken = forward(loaded, x, text, mask, L4);
+  assert.ok(maxDiff(woken, p) > 1e-3, `an awake ${what} leaves the output unchanged`);
+  const other = forward(loaded, x, text.map((v) => -v), mask, L4);
+  const S = tinyBase.imageSize;
+  const half = (right: boolean) => {
+    let m = 0;
+    for (let i = 0; i < woken.length; i++) if ((i % S >= S / 2) === right) m += Math.abs(woken[i] - other[i]);
+    return m;
+  };
+  assert.ok(Math.abs(half(true) - half(false)) > 1e-3 * (half(true) + half(false)), `the caption changes both halves alike (${what})`);
+}
+
 /** Gives the layout map's zero-initialised output layer random values. */
 function wakeLayout(model: UNet, seed = 15): void {
   const rng = new Rng(seed);
@@ -289,23 +312,7 @@ test("a layout map starts at zero (weights without it load unchanged), then puts
   assert.equal(added.filter((k) => /^layout\.proj\.\d+\.weight$/.test(k)).length, 8);
   const dir = await mkdtemp(join(tmpdir(), "imagen-layout-"));
   try {
-    const { loaded } = await startedFromPlain({ layoutMap: 2 }, dir);
-    const { x, text, mask } = orderInputs();
-    const p = forward(plain, x, text, mask, L4);
-    assert.ok(maxDiff(forward(loaded, x, text, mask, L4), p) < 1e-9, "a zero-initialised layout map changes the output");
-    wakeLayout(loaded);
-    const woken = forward(loaded, x, text, mask, L4);
-    assert.ok(maxDiff(woken, p) > 1e-3, "an awake layout map leaves the output unchanged");
-    // What it adds depends on the caption and differs between places: another caption changes the output by
-    // different amounts on the left and the right half of the image.
-    const other = forward(loaded, x, text.map((v) => -v), mask, L4);
-    const S = tinyBase.imageSize;
-    const half = (right: boolean) => {
-      let m = 0;
-      for (let i = 0; i < woken.length; i++) if ((i % S >= S / 2) === right) m += Math.abs(woken[i] - other[i]);
-      return m;
-    };
-    assert.ok(Math.abs(half(true) - half(false)) > 1e-3 * (half(true) + half(false)), "the caption changes both halves alike");
+    await checkMapAddition(plain, { layoutMap: 2 }, (m) => wakeLayout(m), "layout map", dir);
     // It reads the words in order: the same words in another order give another output (no text positions here).
     await checkOrderAddition({ layoutMap: 2 }, (m) => wakeLayout(m), "a layout map", dir);
   } finally {
@@ -365,21 +372,7 @@ test("token placement starts at zero (weights without it load unchanged), then p
   assert.equal(added.length - 6, 8, "one projection per ResBlock");
   const dir = await mkdtemp(join(tmpdir(), "imagen-place-"));
   try {
-    const { loaded } = await startedFromPlain({ tokenPlacement: 2 }, dir);
-    const { x, text, mask } = orderInputs();
-    const p = forward(plain, x, text, mask, L4);
-    assert.ok(maxDiff(forward(loaded, x, text, mask, L4), p) < 1e-9, "a zero-initialised token placement changes the output");
-    wakePlacement(loaded);
-    const woken = forward(loaded, x, text, mask, L4);
-    assert.ok(maxDiff(woken, p) > 1e-3, "an awake token placement leaves the output unchanged");
-    const other = forward(loaded, x, text.map((v) => -v), mask, L4);
-    const S = tinyBase.imageSize;
-    const half = (right: boolean) => {
-      let m = 0;
-      for (let i = 0; i < woken.length; i++) if ((i % S >= S / 2) === right) m += Math.abs(woken[i] - other[i]);
-      return m;
-    };
-    assert.ok(Math.abs(half(true) - half(false)) > 1e-3 * (half(true) + half(false)), "the caption changes both halves alike");
+    await checkMapAddition(plain, { tokenPlacement: 2 }, (m) => wakePlacement(m), "token placement", dir);
     // With text positions, word order reaches the places (without them each token places itself alone: below).
     await checkOrderAddition({ tokenPlacement: 2, textPositions: true }, (m) => {
       wakePlacement(m);
