@@ -83,6 +83,8 @@ export interface UNetInputs {
   mask: Tensor; // [B, L] 1 for tokens, 0 for padding (all 0 for a dropped caption)
   lowRes?: Tensor; // [B, C, S, S] upsampled, noise-augmented low-res image (SR only)
   augLevel?: Tensor; // [B] augmentation level in [0, 1] (SR only)
+  /** `contextText(text, mask)` when the caller has it already (a training loss that reads it too). */
+  context?: Tensor;
 }
 
 export function checkUNetConfig(c: UNetConfig): void {
@@ -232,7 +234,7 @@ export class UNet extends Module {
   forward(inp: UNetInputs, training = false): Tensor {
     const c = this.config;
     if (c.lowResCond && (!inp.lowRes || !inp.augLevel)) throw new ValueError("UNet: a super-resolution U-Net needs lowRes and augLevel inputs");
-    const text = this.contextText(inp.text, inp.mask);
+    const text = inp.context ?? this.contextText(inp.text, inp.mask);
     let cond = add(this.timeEmb.call(inp.t), this.textPool.call(text, inp.mask));
     if (this.augEmb && inp.augLevel) cond = add(cond, this.augEmb.call(inp.augLevel));
     const map = this.layout ? this.layout.call(text, inp.mask, cond) : null;

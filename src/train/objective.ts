@@ -39,9 +39,9 @@ export function objectiveInputs(unet: UNet, textLen: number, size = unet.config.
  * between where the image has that thing (placeTarget, a distribution over the G x G places) and where the
  * U-Net's token placement puts the token; 0 for a batch without such tokens.
  */
-export function groundingLoss(unet: UNet, b: Record<string, Tensor>): Tensor {
+export function groundingLoss(unet: UNet, b: Record<string, Tensor>, context = unet.contextText(b.text, b.mask)): Tensor {
   if (!unet.placement) throw new ValueError("grounding loss: the U-Net has no token placement");
-  const logits = unet.placement.placeLogits(unet.contextText(b.text, b.mask), b.mask); // [B, L, G*G]
+  const logits = unet.placement.placeLogits(context, b.mask); // [B, L, G*G]
   const ce = neg(sum(mul(b.placeTarget, logSoftmax(logits, -1)), 2)); // [B, L]
   return div(sum(mul(ce, b.placeWeight)), maximum(sum(b.placeWeight), 1));
 }
@@ -49,11 +49,11 @@ export function groundingLoss(unet: UNet, b: Record<string, Tensor>): Tensor {
 const perSample = (v: Tensor) => reshape(v, [v.shape[0], 1, 1, 1]);
 
 /** The scalar loss: mean over the batch of weight_b * mean((prediction - target)^2). */
-export function diffusionLoss(unet: UNet, b: Record<string, Tensor>, param: Parameterization, training = true): Tensor {
+export function diffusionLoss(unet: UNet, b: Record<string, Tensor>, param: Parameterization, training = true, context?: Tensor): Tensor {
   if (!parameterizations.includes(param)) throw new ValueError(`parameterization: expected one of ${parameterizations.join(", ")}, got "${param}"`);
   const [alpha, sigma] = [perSample(b.alpha), perSample(b.sigma)];
   const xt = add(mul(alpha, b.x0), mul(sigma, b.noise)); // [B, C, S, S]
-  const pred = unet.call({ x: xt, t: b.t, text: b.text, mask: b.mask, lowRes: b.lowRes, augLevel: b.augLevel }, training);
+  const pred = unet.call({ x: xt, t: b.t, text: b.text, mask: b.mask, lowRes: b.lowRes, augLevel: b.augLevel, context }, training);
   const target = param === "eps" ? b.noise : param === "x0" ? b.x0 : sub(mul(alpha, b.noise), mul(sigma, b.x0));
   const perSampleLoss = mean(square(sub(pred, target)), [1, 2, 3]); // [B]
   return mean(mul(perSampleLoss, b.weight));

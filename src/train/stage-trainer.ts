@@ -179,7 +179,11 @@ export async function trainStage(o: StageTrainOptions): Promise<StageTrainResult
   const param = o.parameterization ?? "eps";
   const trainer = await TrainStep.create({
     model: o.unet, batch: objectiveInputs(o.unet, o.encoder.maxLength, o.cropSize, !!o.grounding),
-    loss: (b) => (o.grounding ? add(diffusionLoss(o.unet, b, param), mul(groundingLoss(o.unet, b), o.grounding)) : diffusionLoss(o.unet, b, param)),
+    loss: (b) => {
+      if (!o.grounding) return diffusionLoss(o.unet, b, param);
+      const context = o.unet.contextText(b.text, b.mask); // the text path once, for both losses
+      return add(diffusionLoss(o.unet, b, param, true, context), mul(groundingLoss(o.unet, b, context), o.grounding));
+    },
     optimizer: { lr: o.lr, weightDecay: o.weightDecay ?? 0, clipNorm: o.clipNorm ?? 1, emaDecay: o.emaDecay, lrScales: o.lrScales },
     seed: o.seed,
   });
